@@ -1,0 +1,28 @@
+/**
+ * wsgi-status: uWSGI-compatible worker status for Node.js.
+ *
+ * `import { wsgiStatus } from 'wsgi-status'` is the Express / Connect
+ * middleware; `wsgi-status/http`, `wsgi-status/koa` and `wsgi-status/fastify`
+ * hold the other adapters.
+ */
+export { type WsgiStatusMiddleware, wsgiStatus, wsgiStatus as default } from './adapters/express.js';
+export type {
+  ListenAddress,
+  RetiredSlot,
+  UwsgiApp,
+  UwsgiCore,
+  UwsgiDocument,
+  UwsgiSocket,
+  UwsgiWorker,
+  UwsgiWorkerStatus,
+} from './model/document.js';
+export { formatMinifiedJson, formatUwsgiJson } from './model/format.js';
+export {
+  type ListeningServer,
+  type RequestLike,
+  type ResponseLike,
+  WsgiStatusMonitor,
+  type WsgiStatusMonitorEvents,
+} from './monitor.js';
+export type { WsgiStatusOptions } from './options.js';
+export { VERSION } from './version.js';

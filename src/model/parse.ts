@@ -1,0 +1,100 @@
+import type { ListenAddress, RetiredSlot, UwsgiWorker } from './document.js';
+
+/** What was wrong with a status file that had to be repaired. */
+export type StatusProblem = 'corrupt' | 'foreign';
+
+/** The trustworthy part of a status file, and what was wrong with the rest. */
+export interface ParsedStatus {
+  workers: UwsgiWorker[];
+  retired: RetiredSlot[];
+  /** `null` when the file was valid (or absent/empty, which is normal before the first write). */
+  problem: StatusProblem | null;
+}
+
+const WORKER_UINT_KEYS = [
+  'id',
+  'pid',
+  'accepting',
+  'requests',
+  'delta_requests',
+  'exceptions',
+  'harakiri_count',
+  'signals',
+  'signal_queue',
+  'rss',
+  'vsz',
+  'running_time',
+  'last_spawn',
+  'respawn_count',
+  'tx',
+  'avg_rt',
+  'in_flight',
+  'last_update',
+] as const;
+
+const RETIRED_UINT_KEYS = ['id', 'pid', 'respawn_count', 'requests', 'exceptions', 'tx', 'running_time', 'retired_at'] as const;
+
+function isUint(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function isListenAddress(value: unknown): value is ListenAddress {
+  return isRecord(value) && typeof value.name === 'string' && isUint(value.port) && isUint(value.max_queue);
+}
+
+/** A worker entry written by this library, with every field of the right type. */
+export function isWorkerEntry(value: unknown): value is UwsgiWorker {
+  if (!isRecord(value)) return false;
+  for (const key of WORKER_UINT_KEYS) if (!isUint(value[key])) return false;
+  if ((value.id as number) < 1 || (value.pid as number) < 1) return false;
+  if (typeof value.status !== 'string') return false;
+  if (!Array.isArray(value.apps) || !Array.isArray(value.cores)) return false;
+  if (value.listen !== undefined && !(Array.isArray(value.listen) && value.listen.every(isListenAddress))) return false;
+  return true;
+}
+
+function isRetiredSlot(value: unknown): value is RetiredSlot {
+  if (!isRecord(value)) return false;
+  for (const key of RETIRED_UINT_KEYS) if (!isUint(value[key])) return false;
+  return (value.id as number) >= 1;
+}
+
+/**
+ * Reads a status file's text without trusting it: entries that are not
+ * exactly what this library writes are dropped, duplicate ids keep the most
+ * recently updated entry, and anything unparsable counts as empty. Pure.
+ */
+export function parseStatus(text: string): ParsedStatus {
+  if (text.trim() === '') return { workers: [], retired: [], problem: null };
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return { workers: [], retired: [], problem: 'corrupt' };
+  }
+  if (!isRecord(data) || !Array.isArray(data.workers)) return { workers: [], retired: [], problem: 'foreign' };
+  let problem: StatusProblem | null = null;
+  const byId = new Map<number, UwsgiWorker>();
+  for (const entry of data.workers) {
+    if (!isWorkerEntry(entry)) {
+      problem = 'foreign';
+      continue;
+    }
+    const other = byId.get(entry.id);
+    if (other === undefined || other.last_update < entry.last_update) byId.set(entry.id, entry);
+  }
+  const retired = new Map<number, RetiredSlot>();
+  if (data.retired_slots !== undefined) {
+    if (!Array.isArray(data.retired_slots)) problem = 'foreign';
+    else
+      for (const slot of data.retired_slots) {
+        if (isRetiredSlot(slot)) retired.set(slot.id, slot);
+        else problem = 'foreign';
+      }
+  }
+  return { workers: [...byId.values()], retired: [...retired.values()], problem };
+}

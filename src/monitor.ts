@@ -1,0 +1,371 @@
+/**
+ * One process's monitor: the tracker on the request path, and a timer that
+ * writes this process's slot of the shared status file every interval.
+ *
+ * Adapters only call {@link WsgiStatusMonitor.begin} (and
+ * {@link WsgiStatusMonitor.fail}); everything else happens on the timer.
+ * Nothing here touches the disk on the request path, and nothing throws into
+ * the app: background failures are reported once per kind through `onError`
+ * or the `'error'` event.
+ */
+import { EventEmitter } from 'node:events';
+import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { onExit } from 'signal-exit';
+import { buildDocument, buildWorker, type ListenAddress, type UwsgiDocument, type UwsgiWorker } from './model/document.js';
+import { formatUwsgiJson } from './model/format.js';
+import type { ParsedStatus } from './model/parse.js';
+import { createResponseEndHook, type ResponseLike } from './model/response-end.js';
+import { RequestTracker } from './model/tracker.js';
+import { type ResolvedOptions, resolveOptions, type WsgiStatusOptions } from './options.js';
+import { isProcessAlive, reconcile, retire, type SlotAssignment } from './store/slots.js';
+import { StatusFile } from './store/status-file.js';
+import { measureListenQueues, nameAddress, readVirtualMemorySize } from './system/proc.js';
+import { detectProcessRole, type ProcessRole } from './system/process-role.js';
+import { VERSION } from './version.js';
+
+export type { ResponseLike } from './model/response-end.js';
+
+/** The part of `http.IncomingMessage` / `http2.Http2ServerRequest` the monitor reads. */
+export interface RequestLike {
+  method?: string;
+  url?: string;
+  socket?: unknown;
+}
+
+/** Something that listens: `http.Server`, `https.Server`, `http2` servers, `net.Server`. */
+export interface ListeningServer {
+  address(): string | { address: string; family: string | number; port: number } | null;
+  once?(event: 'listening', listener: () => void): unknown;
+}
+
+interface SocketLike {
+  bytesWritten?: number;
+  server?: unknown;
+}
+
+/** Events a monitor emits. */
+export interface WsgiStatusMonitorEvents {
+  /** A background failure, once per kind, when no `onError` option was given. */
+  error: [Error];
+  /** A tick wrote the file; the document it wrote. */
+  write: [UwsgiDocument];
+}
+
+// Node's default listen backlog, used until /proc tells the real one.
+const DEFAULT_BACKLOG = 511;
+// Run the orphaned-temp-file sweep on the first tick and every tenth after.
+const ORPHAN_SWEEP_EVERY = 10;
+
+/**
+ * Tracks one process's requests and keeps its slot of the status file current.
+ * Created by every adapter; use it directly to instrument something else.
+ *
+ * @example
+ * const monitor = new WsgiStatusMonitor('/dev/shm/app-status.json');
+ * server.on('request', (req, res) => monitor.begin(req, res));
+ * process.on('SIGTERM', () => monitor.close());
+ */
+export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
+  /** The status file's absolute path. */
+  readonly path: string;
+  /** Options with defaults filled in. */
+  readonly options: Readonly<ResolvedOptions>;
+
+  private readonly tracker = new RequestTracker();
+  private readonly file: StatusFile;
+  private readonly watchEnd: (res: ResponseLike) => void;
+  private readonly startKey = Symbol('wsgi-status:start');
+  private readonly failedKey = Symbol('wsgi-status:failed');
+  private readonly txKey = Symbol('wsgi-status:tx');
+  private current: RequestLike | null = null;
+  private lastServer: unknown;
+  private readonly listen = new Map<string, ListenAddress>();
+  private assignment: SlotAssignment | null = null;
+  private role: ProcessRole | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private ticking: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+  private accepting = true;
+  private ticks = 0;
+  private readonly reported = new Set<string>();
+  private eventLoop = performance.eventLoopUtilization();
+  private readonly delay: IntervalHistogram;
+  private readonly removeExitHook: () => void;
+  private document: UwsgiDocument | null = null;
+
+  /**
+   * @param path The status file (tmpfs such as `/dev/shm` recommended). Relative paths resolve against `process.cwd()`.
+   * @param options See {@link WsgiStatusOptions}.
+   * @throws {TypeError | RangeError} naming the option, when an option is invalid.
+   */
+  constructor(path: string, options: WsgiStatusOptions = {}) {
+    super();
+    this.options = resolveOptions(path, options);
+    this.path = this.options.path;
+    const interval = this.options.interval;
+    this.file = new StatusFile(this.path, {
+      mode: this.options.mode,
+      lock: {
+        staleMs: Math.min(5000, Math.max(2000, 2 * interval)),
+        waitMs: Math.max(5, Math.min(interval, 1000) - 5),
+        onCompromised: (error) => this.report('lock-compromised', error),
+      },
+    });
+    this.watchEnd = createResponseEndHook<ResponseLike>((res) => this.end(res));
+    this.delay = monitorEventLoopDelay({ resolution: 20 });
+    this.delay.enable();
+    // A crash or signal exit leaves the slot to be pruned by others; a clean
+    // exit removes it at once. signal-exit re-raises a signal when the app has
+    // no handler of its own, so the process still dies the way it would have.
+    this.removeExitHook = onExit(() => this.removeSlotSync());
+    // Jitter the first tick so workers forked together do not collide on the lock.
+    this.schedule(Math.floor(Math.random() * interval));
+  }
+
+  /** The slot id this process holds, once its first tick has run. */
+  get workerId(): number | null {
+    return this.assignment?.id ?? null;
+  }
+
+  /** The document this process wrote last, or `null` before its first write. */
+  get lastDocument(): UwsgiDocument | null {
+    return this.document;
+  }
+
+  /**
+   * A request began. Call once per request with its response; the end is
+   * detected by the response's own `'finish'` / `'close'`. Never throws.
+   */
+  begin(req: RequestLike, res: ResponseLike): void {
+    try {
+      const tracked = res as ResponseLike & Record<symbol, unknown>;
+      if (tracked[this.startKey] !== undefined) return; // this monitor already saw this request
+      const now = performance.now();
+      tracked[this.startKey] = now;
+      this.tracker.begin(now);
+      if (this.options.recordRequest) this.current = req;
+      const server = (req.socket as SocketLike | null | undefined)?.server;
+      if (server !== this.lastServer) this.observeServer(server);
+      this.watchEnd(res);
+    } catch (error) {
+      this.report('request', error);
+    }
+  }
+
+  /** Marks a request as failed (its handler threw or rejected): counted once in `exceptions`. Never throws. */
+  fail(res: ResponseLike): void {
+    (res as ResponseLike & Record<symbol, unknown>)[this.failedKey] = true;
+  }
+
+  /** Notes a server's listening address for the document's `sockets` and `listen_queue`. */
+  observeServer(server: unknown): void {
+    this.lastServer = server;
+    const listening = server as ListeningServer | null | undefined;
+    if (typeof listening?.address !== 'function') return;
+    try {
+      const address = listening.address();
+      if (address === null) {
+        listening.once?.('listening', () => this.observeServer(server));
+        return;
+      }
+      const named = nameAddress(address);
+      if (!this.listen.has(named.name)) this.listen.set(named.name, { ...named, max_queue: DEFAULT_BACKLOG });
+    } catch (error) {
+      this.report('server-address', error);
+    }
+  }
+
+  /** This process's worker entry as of now, from memory. */
+  snapshot(now = Date.now()): UwsgiWorker {
+    const tracker = this.tracker;
+    const assignment = this.assignment;
+    const base = assignment?.base;
+    const current = tracker.inFlight > 0 ? this.current : null;
+    const utilization = performance.eventLoopUtilization(this.eventLoop).utilization;
+    return buildWorker({
+      id: assignment?.id ?? 1,
+      pid: process.pid,
+      accepting: this.accepting,
+      requests: (base?.requests ?? 0) + tracker.requests,
+      deltaRequests: tracker.requests,
+      exceptions: (base?.exceptions ?? 0) + tracker.exceptions,
+      inFlight: tracker.inFlight,
+      rss: process.memoryUsage.rss(),
+      vsz: readVirtualMemorySize(),
+      heapUsed: process.memoryUsage().heapUsed,
+      runningTime: (base?.runningTime ?? 0) + tracker.runningTime,
+      lastSpawn: Math.floor(performance.timeOrigin / 1000),
+      respawnCount: assignment?.respawnCount ?? 1,
+      tx: (base?.tx ?? 0) + tracker.tx,
+      avgRt: tracker.avgRt,
+      requestStart: tracker.inFlight > 0 ? Math.floor((performance.timeOrigin + tracker.lastBeginAt) / 1000) : 0,
+      eventLoopUtilization: utilization * 1000,
+      eventLoopDelay: this.delay.count > 0 ? this.delay.mean / 1000 : 0,
+      now,
+      method: current?.method,
+      uri: current?.url === undefined ? undefined : stripQuery(current.url),
+      listen: [...this.listen.values()],
+    });
+  }
+
+  /**
+   * Writes this process's slot now (the timer does this every interval).
+   * Resolves when done; a tick already running is joined, not queued.
+   * Never rejects: failures are reported.
+   */
+  tick(): Promise<void> {
+    if (this.ticking) return this.ticking;
+    if (this.closing) return this.closing;
+    this.ticking = this.write(false).finally(() => {
+      this.ticking = null;
+    });
+    return this.ticking;
+  }
+
+  /**
+   * Stops the timer, removes this process's slot from the file (its counters
+   * kept for the next process in the slot) and resolves after that last write.
+   * Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.accepting = false;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.removeExitHook();
+      await this.ticking;
+      if (this.assignment !== null) await this.write(true);
+      this.delay.disable();
+    })();
+    return this.closing;
+  }
+
+  private schedule(delay: number): void {
+    this.timer = setTimeout(() => {
+      if (this.closing) return;
+      this.schedule(this.options.interval);
+      void this.tick();
+    }, delay);
+    this.timer.unref();
+  }
+
+  private end(res: ResponseLike): void {
+    try {
+      const tracked = res as ResponseLike & Record<symbol, unknown>;
+      const req = (res as { req?: RequestLike }).req;
+      let bytes = 0;
+      const socket = ((res as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket ?? req?.socket) as
+        | (SocketLike & Record<symbol, unknown>)
+        | undefined;
+      if (socket && typeof socket.bytesWritten === 'number') {
+        // Bytes written on this socket since the previous response on it ended.
+        const written = socket.bytesWritten;
+        bytes = written - ((socket[this.txKey] as number | undefined) ?? 0);
+        socket[this.txKey] = written;
+      }
+      const failed = res.statusCode >= 500 || tracked[this.failedKey] === true;
+      this.tracker.end(performance.now() - (tracked[this.startKey] as number), bytes, failed);
+      if (this.current === req) this.current = null;
+    } catch (error) {
+      this.report('request', error);
+    }
+  }
+
+  private async write(remove: boolean): Promise<void> {
+    try {
+      this.role ??= await detectProcessRole();
+      const { previous } = await this.file.update((parsed) => this.merge(parsed, remove), {
+        cleanOrphans: this.ticks++ % ORPHAN_SWEEP_EVERY === 0,
+      });
+      if (previous.problem === 'corrupt') {
+        this.report('file-corrupt', new Error(`wsgi-status: ${this.path} held invalid JSON; it was replaced`));
+      } else if (previous.problem === 'foreign') {
+        this.report(
+          'file-foreign',
+          new Error(`wsgi-status: ${this.path} held entries this library did not write; they were dropped`),
+        );
+      }
+      if (this.document) this.emit('write', this.document);
+    } catch (error) {
+      this.reportFileError(error as NodeJS.ErrnoException);
+    }
+  }
+
+  /** Prunes the gone, places (or removes) this process's slot, and renders the file. */
+  private merge(parsed: ParsedStatus, remove: boolean): string {
+    const now = Date.now();
+    const reconciled = reconcile(
+      parsed,
+      { pid: process.pid, preferredId: this.options.workerId ?? this.role?.preferredId ?? null, current: this.assignment },
+      { now, staleAfterMs: this.options.staleAfter, isAlive: isProcessAlive },
+    );
+    this.assignment = reconciled.assignment;
+    const workers = reconciled.others;
+    const self = this.snapshot(now);
+    // Event-loop figures cover one interval each.
+    this.eventLoop = performance.eventLoopUtilization();
+    this.delay.reset();
+    if (remove) reconciled.retired.set(self.id, retire(self, now));
+    else workers.push(self);
+    const addresses = workers.flatMap((worker) => worker.listen ?? []);
+    const document = buildDocument(
+      {
+        version: `wsgi-status/${VERSION}`,
+        queues: measureListenQueues(addresses),
+        pid: this.role?.supervisorPid ?? process.pid,
+        uid: process.getuid?.() ?? 0,
+        gid: process.getgid?.() ?? 0,
+        cwd: process.cwd(),
+      },
+      workers,
+      [...reconciled.retired.values()],
+    );
+    this.document = document;
+    return formatUwsgiJson(document);
+  }
+
+  /** At process exit: take this process's slot out of the file, synchronously. */
+  private removeSlotSync(): void {
+    if (this.assignment === null || this.closing) return;
+    try {
+      this.accepting = false;
+      this.file.updateSync((parsed) => this.merge(parsed, true));
+    } catch {
+      // The lock is busy or the file unwritable: the others prune this pid once it is gone.
+    }
+  }
+
+  private reportFileError(error: NodeJS.ErrnoException): void {
+    const code = error?.code ?? 'UNKNOWN';
+    if (code === 'ELOCKED') {
+      this.report(
+        'lock-busy',
+        new Error(`wsgi-status: the lock ${this.file.lockPath} stayed busy; tick skipped`, { cause: error }),
+      );
+      return;
+    }
+    const wrapped = new Error(`wsgi-status: cannot update ${this.path}: ${error?.message ?? String(error)}`, { cause: error });
+    (wrapped as NodeJS.ErrnoException).code = code;
+    this.report(`file-${code}`, wrapped);
+  }
+
+  /** Reports a background failure once per kind. Never throws. */
+  private report(kind: string, error: unknown): void {
+    if (this.reported.has(kind)) return;
+    this.reported.add(kind);
+    const failure = error instanceof Error ? error : new Error(String(error));
+    try {
+      if (this.options.onError) this.options.onError(failure);
+      else if (this.listenerCount('error') > 0) this.emit('error', failure);
+      else process.emitWarning(failure.message, { code: 'WSGI_STATUS' });
+    } catch {
+      // A throwing onError must not take the app down either.
+    }
+  }
+}
+
+/** The path of a request URL, never its query string or fragment. */
+export function stripQuery(url: string): string {
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
+}

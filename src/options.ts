@@ -1,0 +1,121 @@
+/**
+ * The options every adapter takes, validated once when the middleware is
+ * created: a bad value throws there, with the option's name, and never on
+ * the request path.
+ */
+import { isAbsolute, resolve } from 'node:path';
+
+/** Options shared by every adapter. */
+export interface WsgiStatusOptions {
+  /**
+   * How often this process writes its slot of the status file, in milliseconds.
+   * @default 1000
+   */
+  interval?: number;
+  /**
+   * File mode of the status file.
+   * @default 0o644
+   */
+  mode?: number;
+  /**
+   * Called once per kind of background failure (an unwritable path, a corrupt
+   * file that was repaired, a busy lock...). Without it, failures go to the
+   * monitor's `'error'` event if it has a listener, else to one process warning.
+   * Nothing the status machinery does ever throws into a request or crashes the app.
+   */
+  onError?: (error: Error) => void;
+  /**
+   * A worker entry not refreshed for this long (milliseconds) is dropped even
+   * if a process with its pid exists (a pid reused, or a process in another
+   * PID namespace). Entries whose pid is gone are dropped at once.
+   * @default max(10 × interval, 10000)
+   */
+  staleAfter?: number;
+  /**
+   * The worker slot (uWSGI's `id`, >= 1) this process takes.
+   * @default `NODE_APP_INSTANCE + 1` under PM2, else the lowest free slot
+   */
+  workerId?: number;
+  /**
+   * Record the method and path (never the query string) of the latest request
+   * in flight, shown as `method` and `uri` of a busy worker.
+   * @default true
+   */
+  recordRequest?: boolean;
+}
+
+/** Options with every default filled in. */
+export interface ResolvedOptions {
+  path: string;
+  interval: number;
+  mode: number;
+  onError: ((error: Error) => void) | undefined;
+  staleAfter: number;
+  workerId: number | null;
+  recordRequest: boolean;
+}
+
+const KNOWN = new Set(['interval', 'mode', 'onError', 'staleAfter', 'workerId', 'recordRequest']);
+
+function integerIn(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new TypeError(`wsgi-status: option "${name}" must be an integer, got ${describe(value)}`);
+  }
+  if (value < min || value > max) {
+    throw new RangeError(`wsgi-status: option "${name}" must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
+/** The status file's path, made absolute against the current directory. */
+export function resolveStatusPath(path: unknown, name = 'path'): string {
+  if (typeof path !== 'string' || path.trim() === '') {
+    throw new TypeError(`wsgi-status: option "${name}" must be a non-empty file path string, got ${describe(path)}`);
+  }
+  if (path.includes('\0')) throw new TypeError(`wsgi-status: option "${name}" must not contain a NUL byte`);
+  if (path.endsWith('/')) throw new TypeError(`wsgi-status: option "${name}" must name a file, not a directory: ${path}`);
+  return isAbsolute(path) ? path : resolve(path);
+}
+
+/**
+ * Validates options and fills in defaults. `extraKeys` are options an adapter
+ * knows of itself (such as Fastify's `path`).
+ */
+export function resolveOptions(path: unknown, options: unknown = {}, extraKeys: readonly string[] = []): ResolvedOptions {
+  const file = resolveStatusPath(path);
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`wsgi-status: options must be an object, got ${describe(options)}`);
+  }
+  const given = options as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    if (!KNOWN.has(key) && !extraKeys.includes(key)) throw new TypeError(`wsgi-status: unknown option "${key}"`);
+  }
+  const interval = given.interval === undefined ? 1000 : integerIn('interval', given.interval, 10, 3_600_000);
+  const mode = given.mode === undefined ? 0o644 : integerIn('mode', given.mode, 0, 0o777);
+  if (given.onError !== undefined && typeof given.onError !== 'function') {
+    throw new TypeError(`wsgi-status: option "onError" must be a function, got ${describe(given.onError)}`);
+  }
+  const staleAfter =
+    given.staleAfter === undefined
+      ? Math.max(10 * interval, 10_000)
+      : integerIn('staleAfter', given.staleAfter, 2 * interval, 86_400_000);
+  const workerId = given.workerId === undefined ? null : integerIn('workerId', given.workerId, 1, 65_535);
+  if (given.recordRequest !== undefined && typeof given.recordRequest !== 'boolean') {
+    throw new TypeError(`wsgi-status: option "recordRequest" must be a boolean, got ${describe(given.recordRequest)}`);
+  }
+  return {
+    path: file,
+    interval,
+    mode,
+    onError: given.onError as ((error: Error) => void) | undefined,
+    staleAfter,
+    workerId,
+    recordRequest: given.recordRequest ?? true,
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * Which worker slot (uWSGI's `id`) a process owns, and what a slot carries
+ * from the process that held it before. Pure functions over a parsed file.
+ */
+import type { RetiredSlot, UwsgiWorker } from '../model/document.js';
+import type { ParsedStatus } from '../model/parse.js';
+
+/** Counters that belong to a slot, not to a process: they never go backwards when a worker restarts. */
+export interface SlotCounters {
+  requests: number;
+  exceptions: number;
+  tx: number;
+  runningTime: number;
+}
+
+/** The slot a process holds and what it inherited with it. */
+export interface SlotAssignment {
+  id: number;
+  respawnCount: number;
+  /** Counters of earlier processes in this slot; the slot's totals are these plus this process's own. */
+  base: SlotCounters;
+}
+
+/** Who is asking for a slot. */
+export interface SlotClaimant {
+  pid: number;
+  /** The slot this process must have, e.g. PM2's `NODE_APP_INSTANCE + 1`; `null` for the lowest free one. */
+  preferredId: number | null;
+  /** The slot it already holds, if any. */
+  current: SlotAssignment | null;
+}
+
+/** The state of the other workers after pruning, and this process's slot. */
+export interface Reconciled {
+  /** Live workers other than the claimant. */
+  others: UwsgiWorker[];
+  /** Counters of slots whose process is gone, by id. */
+  retired: Map<number, RetiredSlot>;
+  assignment: SlotAssignment;
+}
+
+/** What decides that a worker entry is gone. */
+export interface Liveness {
+  /** Epoch milliseconds now. */
+  now: number;
+  /** An entry not refreshed for this long is dropped even if its pid exists. */
+  staleAfterMs: number;
+  /** Whether a process with this pid exists. */
+  isAlive: (pid: number) => boolean;
+}
+
+const ZERO: SlotCounters = { requests: 0, exceptions: 0, tx: 0, runningTime: 0 };
+
+/** What a worker entry leaves behind for the next process in its slot. */
+export function retire(worker: UwsgiWorker, now: number): RetiredSlot {
+  return {
+    id: worker.id,
+    pid: worker.pid,
+    respawn_count: worker.respawn_count,
+    requests: worker.requests,
+    exceptions: worker.exceptions,
+    tx: worker.tx,
+    running_time: worker.running_time,
+    retired_at: now,
+  };
+}
+
+function lowestFreeId(taken: ReadonlySet<number>): number {
+  let id = 1;
+  while (taken.has(id)) id++;
+  return id;
+}
+
+/**
+ * Drops workers that are gone (their counters retired for reuse), and finds
+ * the claimant's slot: the one it holds, else its preferred one, else the
+ * lowest free id. Taking over a slot adds 1 to `respawn_count` and inherits
+ * the slot's counters, as uWSGI does when it respawns a worker.
+ */
+export function reconcile(parsed: ParsedStatus, claimant: SlotClaimant, liveness: Liveness): Reconciled {
+  const retired = new Map(parsed.retired.map((slot) => [slot.id, slot] as const));
+  let others: UwsgiWorker[] = [];
+  for (const worker of parsed.workers) {
+    const gone =
+      worker.pid === claimant.pid
+        ? claimant.current === null // our pid, but not ours: a predecessor whose pid we reused
+        : liveness.now - worker.last_update > liveness.staleAfterMs || !liveness.isAlive(worker.pid);
+    if (worker.pid === claimant.pid && !gone) continue;
+    if (gone) retired.set(worker.id, retire(worker, liveness.now));
+    else others.push(worker);
+  }
+
+  const taken = new Set(others.map((worker) => worker.id));
+  const current = claimant.current;
+  if (current !== null && !taken.has(current.id)) return { others, retired, assignment: current };
+
+  let id: number;
+  if (claimant.preferredId !== null && current?.id !== claimant.preferredId) {
+    id = claimant.preferredId;
+    // The slot is ours by the process manager's word: whoever sits in it is a predecessor.
+    for (const worker of others) if (worker.id === id) retired.set(id, retire(worker, liveness.now));
+    others = others.filter((worker) => worker.id !== id);
+  } else {
+    id = lowestFreeId(taken);
+  }
+  const inherited = retired.get(id);
+  retired.delete(id);
+  const assignment: SlotAssignment = inherited
+    ? {
+        id,
+        respawnCount: inherited.respawn_count + 1,
+        base: {
+          requests: inherited.requests,
+          exceptions: inherited.exceptions,
+          tx: inherited.tx,
+          runningTime: inherited.running_time,
+        },
+      }
+    : { id, respawnCount: 1, base: { ...ZERO } };
+  return { others, retired, assignment };
+}
+
+/** `process.kill(pid, 0)`: ESRCH means gone; EPERM means alive under another user. */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

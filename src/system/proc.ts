@@ -1,0 +1,149 @@
+/**
+ * Linux probes through /proc. Every function returns a neutral value (0, an
+ * empty list) where /proc is missing or unreadable, and never throws: these
+ * figures are nice to have, never worth an error.
+ */
+import { readFileSync } from 'node:fs';
+
+/** One listening TCP socket as the kernel sees it. */
+export interface ListenQueue {
+  /** Canonical address: dotted IPv4, or eight 4-digit hex groups for IPv6. */
+  address: string;
+  port: number;
+  /** Connections waiting to be accepted (`rx_queue` of the LISTEN row). */
+  queue: number;
+  /** The socket's backlog (`tx_queue` of the LISTEN row). */
+  maxQueue: number;
+}
+
+const TCP_LISTEN = '0A';
+
+/** The virtual memory size of this process in bytes, from /proc/self/status; 0 where unknown. */
+export function readVirtualMemorySize(): number {
+  try {
+    const match = /^VmSize:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Every listening TCP socket in this network namespace, with its accept queue. */
+export function readListenQueues(): ListenQueue[] {
+  return [...parseProcNetTcp(readText('/proc/net/tcp'), 4), ...parseProcNetTcp(readText('/proc/net/tcp6'), 6)];
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'latin1');
+  } catch {
+    return '';
+  }
+}
+
+/** Parses the LISTEN rows of /proc/net/tcp or /proc/net/tcp6. Pure. */
+export function parseProcNetTcp(text: string, family: 4 | 6): ListenQueue[] {
+  const rows: ListenQueue[] = [];
+  for (const line of text.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    // sl local_address rem_address st tx_queue:rx_queue ...
+    if (fields.length < 5 || fields[3] !== TCP_LISTEN) continue;
+    const [addressHex, portHex] = fields[1].split(':');
+    const [txHex, rxHex] = fields[4].split(':');
+    if (!addressHex || !portHex || !txHex || !rxHex) continue;
+    rows.push({
+      address: family === 4 ? decodeIpv4(addressHex) : decodeIpv6(addressHex),
+      port: Number.parseInt(portHex, 16),
+      queue: Number.parseInt(rxHex, 16),
+      maxQueue: Number.parseInt(txHex, 16),
+    });
+  }
+  return rows;
+}
+
+/** The kernel prints each 32-bit word in host (little-endian) byte order. */
+function wordBytes(hex: string): number[] {
+  const bytes: number[] = [];
+  for (let i = 6; i >= 0; i -= 2) bytes.push(Number.parseInt(hex.slice(i, i + 2), 16));
+  return bytes;
+}
+
+function decodeIpv4(hex: string): string {
+  return wordBytes(hex).join('.');
+}
+
+function decodeIpv6(hex: string): string {
+  const bytes: number[] = [];
+  for (let w = 0; w < 4; w++) bytes.push(...wordBytes(hex.slice(w * 8, w * 8 + 8)));
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16).padStart(4, '0'));
+  return groups.join(':');
+}
+
+/**
+ * The canonical form of an address as Node reports it (`server.address()`),
+ * matching {@link ListenQueue.address}; `null` for something that is not an IP.
+ */
+export function canonicalAddress(address: string): string | null {
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(address)) return address;
+  if (!address.includes(':')) return null;
+  let text = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number);
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const missing = 8 - left.length - right.length;
+  if (missing < 0 || (tail === undefined && missing !== 0)) return null;
+  const groups = [...left, ...Array<string>(tail === undefined ? 0 : missing).fill('0'), ...right];
+  return groups.map((g) => g.toLowerCase().padStart(4, '0')).join(':');
+}
+
+/**
+ * The accept queue of the socket listening on `address:port`: an exact
+ * address match first, else a wildcard (`0.0.0.0` / `::`) on that port.
+ */
+export function findListenQueue(rows: readonly ListenQueue[], address: string, port: number): ListenQueue | undefined {
+  const wanted = canonicalAddress(address);
+  const onPort = rows.filter((row) => row.port === port);
+  return (
+    onPort.find((row) => row.address === wanted) ??
+    onPort.find((row) => row.address === '0.0.0.0' || /^[0:]+$/.test(row.address)) ??
+    (onPort.length === 1 ? onPort[0] : undefined)
+  );
+}
+
+/** An address as the status document names it: `host:port`, `[v6]:port`, or a unix socket path (port 0). */
+export interface NamedAddress {
+  name: string;
+  port: number;
+}
+
+/**
+ * Measures the accept queue of each named TCP address now, keyed by name.
+ * Reads /proc once; unix sockets and unknown addresses are left out.
+ */
+export function measureListenQueues(addresses: readonly NamedAddress[]): Map<string, { queue: number; maxQueue: number }> {
+  const queues = new Map<string, { queue: number; maxQueue: number }>();
+  const tcp = addresses.filter((address) => address.port > 0);
+  if (tcp.length === 0) return queues;
+  const rows = readListenQueues();
+  for (const address of tcp) {
+    const host = address.name.startsWith('[')
+      ? address.name.slice(1, address.name.lastIndexOf(']'))
+      : address.name.slice(0, address.name.lastIndexOf(':'));
+    const row = findListenQueue(rows, host, address.port);
+    if (row) queues.set(address.name, { queue: row.queue, maxQueue: row.maxQueue });
+  }
+  return queues;
+}
+
+/** The document's name for a listening address as `server.address()` reports it. */
+export function nameAddress(address: string | { address: string; family: string | number; port: number }): NamedAddress {
+  if (typeof address === 'string') return { name: address, port: 0 };
+  const v6 = address.family === 'IPv6' || address.family === 6;
+  return { name: v6 ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`, port: address.port };
+}

@@ -1,0 +1,120 @@
+/**
+ * Shared test helpers: real servers on 127.0.0.1:0, real requests, the real
+ * status file. No mocks.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { type Agent, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { UwsgiDocument, UwsgiWorker } from '../src/model/document.ts';
+
+/** A fresh temporary directory, removed by the returned cleanup. */
+export function tempDir(prefix = 'wsgi-status-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Starts `server` on 127.0.0.1:0 and resolves with its port. */
+export function listen(server: Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+/** Closes a server, dropping idle keep-alive connections. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections?.();
+  });
+}
+
+/** What a client saw of one response. */
+export interface ClientResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  /** Bytes received: status line, headers and body as they came off the socket. */
+  bytes: number;
+}
+
+/** One request to 127.0.0.1:port, counting the raw bytes received on the socket for it. */
+export function get(port: number, path = '/', options: { method?: string; agent?: Agent | false } = {}): Promise<ClientResponse> {
+  return new Promise((resolve, reject) => {
+    let before = 0;
+    const req = request(
+      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', agent: options.agent ?? false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+            bytes: res.socket.bytesRead - before,
+          });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('socket', (socket) => {
+      before = socket.bytesRead;
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Reads and parses the status file; throws if it is not valid JSON. */
+export function readStatus(path: string): UwsgiDocument {
+  return JSON.parse(readFileSync(path, 'utf8')) as UwsgiDocument;
+}
+
+/** Reads the status file, or `null` while it does not exist yet. */
+export function tryReadStatus(path: string): UwsgiDocument | null {
+  try {
+    return readStatus(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+/** Polls until `predicate(document)` holds, or rejects after `timeoutMs` with the last document seen. */
+export async function waitForStatus(
+  path: string,
+  predicate: (document: UwsgiDocument) => boolean,
+  timeoutMs = 5000,
+): Promise<UwsgiDocument> {
+  const deadline = Date.now() + timeoutMs;
+  let last: UwsgiDocument | null = null;
+  for (;;) {
+    last = tryReadStatus(path);
+    if (last !== null && predicate(last)) return last;
+    if (Date.now() > deadline)
+      throw new Error(`status condition not met within ${timeoutMs} ms; last document: ${JSON.stringify(last)}`);
+    await sleep(10);
+  }
+}
+
+/** The worker entry of `pid` (this process by default). */
+export function workerOf(document: UwsgiDocument, pid = process.pid): UwsgiWorker | undefined {
+  return document.workers.find((worker) => worker.pid === pid);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A promise with its resolve function, to hold a handler open. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
