@@ -17,6 +17,8 @@ import type { ParsedStatus } from './model/parse.js';
 import { createResponseEndHook, type ResponseLike } from './model/response-end.js';
 import { RequestTracker } from './model/tracker.js';
 import { type ResolvedOptions, resolveOptions, type WsgiStatusOptions } from './options.js';
+import { coalesce, createStatusFileProvider } from './server/providers.js';
+import { StatsServer } from './server/stats-server.js';
 import { isProcessAlive, reconcile, retire, type SlotAssignment } from './store/slots.js';
 import { StatusFile } from './store/status-file.js';
 import { measureListenQueues, nameAddress, readVirtualMemorySize } from './system/proc.js';
@@ -53,6 +55,8 @@ export interface WsgiStatusMonitorEvents {
 
 // Node's default listen backlog, used until /proc tells the real one.
 const DEFAULT_BACKLOG = 511;
+// Replaces a response's start time once it has ended (no clock reads negative).
+const ENDED = -1;
 // Run the orphaned-temp-file sweep on the first tick and every tenth after.
 const ORPHAN_SWEEP_EVERY = 10;
 
@@ -77,6 +81,7 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
   private readonly startKey = Symbol('wsgi-status:start');
   private readonly failedKey = Symbol('wsgi-status:failed');
   private readonly txKey = Symbol('wsgi-status:tx');
+  private readonly socketKey = Symbol('wsgi-status:socket');
   private current: RequestLike | null = null;
   private lastServer: unknown;
   private readonly listen = new Map<string, ListenAddress>();
@@ -92,6 +97,7 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
   private readonly delay: IntervalHistogram;
   private readonly removeExitHook: () => void;
   private document: UwsgiDocument | null = null;
+  private statsServer: StatsServer | null = null;
 
   /**
    * @param path The status file (tmpfs such as `/dev/shm` recommended). Relative paths resolve against `process.cwd()`.
@@ -120,6 +126,12 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     this.removeExitHook = onExit(() => this.removeSlotSync());
     // Jitter the first tick so workers forked together do not collide on the lock.
     this.schedule(Math.floor(Math.random() * interval));
+    this.startStatsServer();
+  }
+
+  /** The `stats` server, when that option was given (await its `listen()` to know it is up). */
+  get stats(): StatsServer | null {
+    return this.statsServer;
   }
 
   /** The slot id this process holds, once its first tick has run. */
@@ -143,10 +155,14 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
       const now = performance.now();
       tracked[this.startKey] = now;
       this.tracker.begin(now);
+      // Watch at once: nothing below may leave a begun request without its end (stuck "busy").
+      this.watchEnd(res);
+      // An HTTP/2 stream is detached from its session by the time it ends: keep the session's socket for `tx`.
+      const stream = (res as { stream?: { session?: { socket?: unknown } } }).stream;
+      if (stream !== undefined) tracked[this.socketKey] = stream.session?.socket;
       if (this.options.recordRequest) this.current = req;
       const server = (req.socket as SocketLike | null | undefined)?.server;
       if (server !== this.lastServer) this.observeServer(server);
-      this.watchEnd(res);
     } catch (error) {
       this.report('request', error);
     }
@@ -154,7 +170,12 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
 
   /** Marks a request as failed (its handler threw or rejected): counted once in `exceptions`. Never throws. */
   fail(res: ResponseLike): void {
-    (res as ResponseLike & Record<symbol, unknown>)[this.failedKey] = true;
+    const tracked = res as ResponseLike & Record<symbol, unknown>;
+    if (tracked[this.startKey] === undefined || tracked[this.failedKey] === true) return;
+    tracked[this.failedKey] = true;
+    // Failed after the response ended (a handler that answered, then threw):
+    // count it now, unless its 5xx status counted it already.
+    if (tracked[this.startKey] === ENDED && res.statusCode < 500) this.tracker.exceptions++;
   }
 
   /** Notes a server's listening address for the document's `sockets` and `listen_queue`. */
@@ -233,11 +254,56 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
       this.removeExitHook();
+      await this.statsServer?.close();
       await this.ticking;
       if (this.assignment !== null) await this.write(true);
       this.delay.disable();
     })();
     return this.closing;
+  }
+
+  /**
+   * Starts the `stats` server (issue 5). Each client gets the status file as
+   * it is now with this process's own entry fresh from memory, and the listen
+   * queues measured at that moment. A listen failure is reported once; the
+   * app keeps serving.
+   */
+  private startStatsServer(): void {
+    const address = this.options.stats;
+    if (address === null) return;
+    let firstWrite: Promise<void> | null = null;
+    const provider = createStatusFileProvider({
+      path: this.path,
+      staleAfterMs: this.options.staleAfter,
+      identity: async () => {
+        this.role ??= await detectProcessRole();
+        return {
+          version: `wsgi-status/${VERSION}`,
+          pid: this.role.supervisorPid,
+          uid: process.getuid?.() ?? 0,
+          gid: process.getgid?.() ?? 0,
+          cwd: process.cwd(),
+        };
+      },
+      self: async () => {
+        // Before the first (jittered) tick this process has no slot yet: take it now rather than answer without it.
+        if (this.assignment === null && !this.closing) {
+          firstWrite ??= this.tick();
+          await firstWrite;
+        }
+        return { worker: this.snapshot(), assigned: this.assignment !== null };
+      },
+      onFileError: (error) => this.report('stats-file', error),
+    });
+    this.statsServer = new StatsServer({
+      address,
+      http: this.options.statsHttp,
+      mode: this.options.statsMode,
+      provider: coalesce(provider),
+      ref: false,
+      onError: (error) => this.report('stats-answer', error),
+    });
+    this.statsServer.listen().catch((error: NodeJS.ErrnoException) => this.report(`stats-${error.code ?? 'listen'}`, error));
   }
 
   private schedule(delay: number): void {
@@ -253,21 +319,28 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     try {
       const tracked = res as ResponseLike & Record<symbol, unknown>;
       const req = (res as { req?: RequestLike }).req;
-      let bytes = 0;
-      const socket = ((res as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket ?? req?.socket) as
-        | (SocketLike & Record<symbol, unknown>)
-        | undefined;
-      if (socket && typeof socket.bytesWritten === 'number') {
-        // Bytes written on this socket since the previous response on it ended.
-        const written = socket.bytesWritten;
-        bytes = written - ((socket[this.txKey] as number | undefined) ?? 0);
-        socket[this.txKey] = written;
-      }
+      const socket = (tracked[this.socketKey] ?? req?.socket) as (SocketLike & Record<symbol, unknown>) | undefined;
+      const bytes = this.bytesSincePrevious(socket);
       const failed = res.statusCode >= 500 || tracked[this.failedKey] === true;
       this.tracker.end(performance.now() - (tracked[this.startKey] as number), bytes, failed);
+      tracked[this.startKey] = ENDED;
       if (this.current === req) this.current = null;
     } catch (error) {
       this.report('request', error);
+    }
+  }
+
+  /** Bytes written on this socket since the previous response on it ended; 0 where unknown. Never throws. */
+  private bytesSincePrevious(socket: (SocketLike & Record<symbol, unknown>) | undefined): number {
+    try {
+      if (!socket || typeof socket.bytesWritten !== 'number') return 0;
+      const written = socket.bytesWritten;
+      const bytes = written - ((socket[this.txKey] as number | undefined) ?? 0);
+      socket[this.txKey] = written;
+      return bytes;
+    } catch {
+      // The socket proxy of a destroyed HTTP/2 session throws on every property: the request still ends.
+      return 0;
     }
   }
 
@@ -276,6 +349,8 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
       this.role ??= await detectProcessRole();
       const { previous } = await this.file.update((parsed) => this.merge(parsed, remove), {
         cleanOrphans: this.ticks++ % ORPHAN_SWEEP_EVERY === 0,
+        // Removing the slot is not retried by a later tick: wait out a busy or stale lock.
+        final: remove,
       });
       if (previous.problem === 'corrupt') {
         this.report('file-corrupt', new Error(`wsgi-status: ${this.path} held invalid JSON; it was replaced`));
@@ -296,7 +371,12 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     const now = Date.now();
     const reconciled = reconcile(
       parsed,
-      { pid: process.pid, preferredId: this.options.workerId ?? this.role?.preferredId ?? null, current: this.assignment },
+      {
+        pid: process.pid,
+        preferredId: this.options.workerId ?? this.role?.preferredId ?? null,
+        current: this.assignment,
+        own: this.tracker,
+      },
       { now, staleAfterMs: this.options.staleAfter, isAlive: isProcessAlive },
     );
     this.assignment = reconciled.assignment;
@@ -337,6 +417,11 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
 
   private reportFileError(error: NodeJS.ErrnoException): void {
     const code = error?.code ?? 'UNKNOWN';
+    // Lost to a takeover while our event loop was blocked: already reported through onCompromised.
+    if (code === 'ECOMPROMISED') {
+      this.report('lock-compromised', error);
+      return;
+    }
     if (code === 'ELOCKED') {
       this.report(
         'lock-busy',

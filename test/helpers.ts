@@ -118,3 +118,24 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   });
   return { promise, resolve };
 }
+
+/** A value's JSON type, telling integers from floats (what Go's decoders care about). */
+export function jsonType(value: unknown): string {
+  if (Array.isArray(value)) return 'array';
+  if (value === null) return 'null';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'float';
+  return typeof value;
+}
+
+/** Asserts every number anywhere in `value` is a non-negative safe integer, and nothing is null. */
+export function assertAllUint(value: unknown, path = '$'): void {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value) || value < 0) throw new Error(`${path} = ${value} is not a non-negative integer`);
+  } else if (value === null) {
+    throw new Error(`${path} is null`);
+  } else if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) assertAllUint(item, `${path}[${i}]`);
+  } else if (typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) assertAllUint(item, `${path}.${key}`);
+  }
+}

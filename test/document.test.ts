@@ -1,0 +1,273 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { buildDocument, buildWorker, toUint, type WorkerSnapshot } from '../src/model/document.ts';
+import { formatMinifiedJson, formatUwsgiJson } from '../src/model/format.ts';
+import { parseStatus } from '../src/model/parse.ts';
+import { RequestTracker } from '../src/model/tracker.ts';
+import { canonicalAddress, findListenQueue, parseProcNetTcp } from '../src/system/proc.ts';
+import { VERSION } from '../src/version.ts';
+import { assertAllUint, jsonType } from './helpers.ts';
+
+const fixture = (name: string) => readFileSync(new URL(`fixtures/uwsgi-2.0.21-${name}`, import.meta.url), 'utf8');
+
+function snapshot(overrides: Partial<WorkerSnapshot> = {}): WorkerSnapshot {
+  return {
+    id: 1,
+    pid: 1234,
+    accepting: true,
+    requests: 10,
+    deltaRequests: 4,
+    exceptions: 1,
+    inFlight: 0,
+    rss: 1000,
+    vsz: 2000,
+    heapUsed: 300,
+    runningTime: 5000,
+    lastSpawn: 1_795_618_028,
+    respawnCount: 2,
+    tx: 420,
+    avgRt: 100,
+    requestStart: 0,
+    eventLoopUtilization: 12.6,
+    eventLoopDelay: 1500.4,
+    now: 1_795_618_028_123,
+    listen: [{ name: '127.0.0.1:3000', port: 3000, max_queue: 511 }],
+    ...overrides,
+  };
+}
+
+describe('formatUwsgiJson(document)', () => {
+  for (const name of ['stats-raw', 'stats-busy-raw', 'stats-queued-raw', 'stats-threads-busy-raw']) {
+    it(`should reproduce uWSGI's ${name}.json byte for byte`, () => {
+      const raw = fixture(`${name}.json`);
+      assert.equal(formatUwsgiJson(JSON.parse(raw)), raw);
+    });
+  }
+
+  it("should reproduce uWSGI's --stats-minified output byte for byte", () => {
+    const raw = fixture('stats-cheap-minified-raw.json');
+    assert.equal(formatMinifiedJson(JSON.parse(raw)), raw);
+  });
+});
+
+describe('buildWorker(snapshot)', () => {
+  it('should give every key of a real uWSGI worker, in order, with the same JSON types', () => {
+    const real = JSON.parse(fixture('stats-busy.json')).workers[1];
+    const built = buildWorker(snapshot({ inFlight: 1, requestStart: 1_795_618_213 })) as unknown as Record<string, unknown>;
+    const ours = Object.keys(built);
+    assert.deepEqual(ours.slice(0, Object.keys(real).length), Object.keys(real));
+    for (const key of Object.keys(real)) assert.equal(jsonType(built[key]), jsonType(real[key]), key);
+    assert.deepEqual(Object.keys((built.apps as object[])[0]), Object.keys(real.apps[0]));
+    assert.deepEqual(Object.keys((built.cores as object[])[0]), Object.keys(real.cores[0]));
+  });
+
+  it('should say busy with in_request 1 and request_start while a request is in flight', () => {
+    const worker = buildWorker(snapshot({ inFlight: 2, requestStart: 1_795_618_213, method: 'GET', uri: '/slow' }));
+    assert.equal(worker.status, 'busy');
+    assert.equal(worker.in_flight, 2);
+    assert.equal(worker.cores[0].in_request, 1);
+    assert.deepEqual(worker.cores[0].req_info, { request_start: 1_795_618_213 });
+    assert.equal(worker.uri, '/slow');
+  });
+
+  it('should say idle, with no method or uri, when nothing is in flight', () => {
+    const worker = buildWorker(snapshot({ inFlight: 0, method: 'GET', uri: '/x' }));
+    assert.equal(worker.status, 'idle');
+    assert.equal(worker.cores[0].in_request, 0);
+    assert.deepEqual(worker.cores[0].req_info, {});
+    assert.equal(worker.method, undefined);
+    assert.equal(worker.uri, undefined);
+  });
+
+  it('should turn floats, negatives and NaN into non-negative integers', () => {
+    const worker = buildWorker(snapshot({ rss: -5, vsz: Number.NaN, avgRt: 12.7, eventLoopDelay: Number.POSITIVE_INFINITY }));
+    assertAllUint(worker);
+    assert.equal(worker.rss, 0);
+    assert.equal(worker.vsz, 0);
+    assert.equal(worker.avg_rt, 13);
+    assert.equal(worker.event_loop_utilization, 13);
+  });
+
+  it('should carry the same requests and exceptions into apps[0] and cores[0]', () => {
+    const worker = buildWorker(snapshot());
+    assert.equal(worker.apps[0].requests, 10);
+    assert.equal(worker.apps[0].exceptions, 1);
+    assert.equal(worker.cores[0].requests, 10);
+  });
+});
+
+describe('buildDocument(header, workers)', () => {
+  const header = {
+    version: `wsgi-status/${VERSION}`,
+    queues: new Map([['127.0.0.1:3000', { queue: 7, maxQueue: 128 }]]),
+    pid: 99,
+    uid: 1000,
+    gid: 1000,
+    cwd: '/srv/app',
+  };
+
+  it('should give every top-level key of a real uWSGI document, in order, with the same JSON types', () => {
+    const real = JSON.parse(fixture('stats-idle.json'));
+    const built = buildDocument(header, [buildWorker(snapshot())]) as unknown as Record<string, unknown>;
+    assert.deepEqual(Object.keys(built), Object.keys(real));
+    for (const key of Object.keys(real)) assert.equal(jsonType(built[key]), jsonType(real[key]), key);
+    assertAllUint(built);
+  });
+
+  it('should sort workers by id and list each listening address once, with its measured queue', () => {
+    const document = buildDocument(header, [buildWorker(snapshot({ id: 3, pid: 3 })), buildWorker(snapshot({ id: 1, pid: 1 }))]);
+    assert.deepEqual(
+      document.workers.map((w) => w.id),
+      [1, 3],
+    );
+    assert.equal(document.sockets.length, 1);
+    assert.deepEqual(document.sockets[0], {
+      name: '127.0.0.1:3000',
+      proto: 'http',
+      queue: 7,
+      max_queue: 128,
+      shared: 0,
+      can_offload: 0,
+    });
+    assert.equal(document.listen_queue, 7);
+    assert.equal(document.load, 7);
+  });
+
+  it('should give an empty workers array, never a missing one, when no worker is alive', () => {
+    const document = buildDocument(header, []);
+    assert.deepEqual(document.workers, []);
+    assert.deepEqual(document.sockets, []);
+  });
+});
+
+describe('parseStatus(text)', () => {
+  const valid = formatUwsgiJson(
+    buildDocument({ version: 'v', queues: new Map(), pid: 1, uid: 0, gid: 0, cwd: '/' }, [buildWorker(snapshot())]),
+  );
+
+  it('should read back what the builder wrote, with no problem', () => {
+    const parsed = parseStatus(valid);
+    assert.equal(parsed.problem, null);
+    assert.equal(parsed.workers.length, 1);
+    assert.equal(parsed.workers[0].pid, 1234);
+  });
+
+  it('should treat an empty file as empty, with no problem', () => {
+    assert.deepEqual(parseStatus(''), { workers: [], retired: [], problem: null });
+  });
+
+  for (const [name, text, problem] of [
+    ['garbage', 'not json at all \u0000', 'corrupt'],
+    ['truncated JSON', valid.slice(0, valid.length / 2), 'corrupt'],
+    ['{"workers": 5}', '{"workers": 5}', 'foreign'],
+    ['a JSON array', '[1,2,3]', 'foreign'],
+    ['a real uWSGI document', fixture('stats-busy.json'), 'foreign'],
+  ] as const) {
+    it(`should drop everything untrusted in ${name} and say ${problem}`, () => {
+      const parsed = parseStatus(text);
+      assert.equal(parsed.problem, problem);
+      assert.deepEqual(parsed.workers, []);
+    });
+  }
+
+  it('should drop a worker entry with a float, a string number or a missing key, and keep the valid one', () => {
+    const document = JSON.parse(valid);
+    const good = document.workers[0];
+    document.workers.push({ ...good, id: 2, pid: 2, requests: 1.5 });
+    document.workers.push({ ...good, id: 3, pid: 3, requests: '7' });
+    const { tx: _tx, ...missing } = good;
+    document.workers.push({ ...missing, id: 4, pid: 4 });
+    const parsed = parseStatus(JSON.stringify(document));
+    assert.equal(parsed.problem, 'foreign');
+    assert.deepEqual(
+      parsed.workers.map((w) => w.id),
+      [1],
+    );
+  });
+
+  it('should keep the most recently updated of two entries with one id', () => {
+    const document = JSON.parse(valid);
+    document.workers.push({ ...document.workers[0], pid: 77, last_update: document.workers[0].last_update + 1 });
+    const parsed = parseStatus(JSON.stringify(document));
+    assert.deepEqual(
+      parsed.workers.map((w) => w.pid),
+      [77],
+    );
+  });
+});
+
+describe('RequestTracker', () => {
+  it("should keep uWSGI's halving average and the running total in microseconds", () => {
+    const tracker = new RequestTracker();
+    tracker.begin(0);
+    tracker.end(100, 50, false); // 100 ms
+    assert.equal(tracker.avgRt, 50_000);
+    assert.equal(tracker.runningTime, 100_000);
+    tracker.begin(0);
+    tracker.end(20, 30, true); // 20 ms
+    assert.equal(tracker.avgRt, 35_000);
+    assert.equal(tracker.runningTime, 120_000);
+    assert.equal(tracker.requests, 2);
+    assert.equal(tracker.exceptions, 1);
+    assert.equal(tracker.tx, 80);
+    assert.equal(tracker.inFlight, 0);
+  });
+
+  it('should never let in-flight go negative', () => {
+    const tracker = new RequestTracker();
+    tracker.end(1, 0, false);
+    assert.equal(tracker.inFlight, 0);
+  });
+});
+
+describe('toUint(value)', () => {
+  it('should round, clamp at zero and reject non-finite values', () => {
+    assert.deepEqual([1.4, 1.5, -3, Number.NaN, Number.POSITIVE_INFINITY, '12', null].map(toUint), [1, 2, 0, 0, 0, 12, 0]);
+  });
+});
+
+describe('/proc/net/tcp parsing', () => {
+  const tcp = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 0100007F:0BB8 00000000:0000 0A 000001FF:00000014 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0',
+    '   1: 0100007F:0BB8 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0',
+    '   2: 00000000:1F90 00000000:0000 0A 00000080:00000003 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0',
+  ].join('\n');
+  const tcp6 = [
+    '  sl  local_address                         remote_address                        st tx_queue rx_queue',
+    '   0: 00000000000000000000000001000000:0BB9 00000000000000000000000000000000:0000 0A 000001FF:00000002 00:00000000',
+  ].join('\n');
+
+  it('should read the LISTEN rows: rx_queue as the queue, tx_queue as the backlog', () => {
+    assert.deepEqual(parseProcNetTcp(tcp, 4), [
+      { address: '127.0.0.1', port: 3000, queue: 20, maxQueue: 511 },
+      { address: '0.0.0.0', port: 8080, queue: 3, maxQueue: 128 },
+    ]);
+    assert.deepEqual(parseProcNetTcp(tcp6, 6), [
+      { address: '0000:0000:0000:0000:0000:0000:0000:0001', port: 3001, queue: 2, maxQueue: 511 },
+    ]);
+  });
+
+  it('should match an address exactly, then a wildcard on the same port', () => {
+    const rows = [...parseProcNetTcp(tcp, 4), ...parseProcNetTcp(tcp6, 6)];
+    assert.equal(findListenQueue(rows, '127.0.0.1', 3000)?.queue, 20);
+    assert.equal(findListenQueue(rows, '::1', 3001)?.queue, 2);
+    assert.equal(findListenQueue(rows, '10.0.0.1', 8080)?.queue, 3);
+    assert.equal(findListenQueue(rows, '127.0.0.1', 9999), undefined);
+  });
+
+  it('should canonicalise the address forms Node reports', () => {
+    assert.equal(canonicalAddress('::'), '0000:0000:0000:0000:0000:0000:0000:0000');
+    assert.equal(canonicalAddress('[::1]'), '0000:0000:0000:0000:0000:0000:0000:0001');
+    assert.equal(canonicalAddress('::ffff:127.0.0.1'), '0000:0000:0000:0000:0000:ffff:7f00:0001');
+    assert.equal(canonicalAddress('/run/app.sock'), null);
+  });
+});
+
+describe('VERSION', () => {
+  it("should equal package.json's version", () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    assert.equal(VERSION, pkg.version);
+  });
+});
