@@ -100,7 +100,7 @@ describe('buildWorker(snapshot)', () => {
 describe('buildDocument(header, workers)', () => {
   const header = {
     version: `wsgi-status/${VERSION}`,
-    queues: new Map([['127.0.0.1:3000', { queue: 7, maxQueue: 128 }]]),
+    queues: new Map([['127.0.0.1:3000', { queue: 7 }]]),
     pid: 99,
     uid: 1000,
     gid: 1000,
@@ -126,7 +126,7 @@ describe('buildDocument(header, workers)', () => {
       name: '127.0.0.1:3000',
       proto: 'http',
       queue: 7,
-      max_queue: 128,
+      max_queue: 511,
       shared: 0,
       can_offload: 0,
     });
@@ -239,14 +239,12 @@ describe('/proc/net/tcp parsing', () => {
     '   0: 00000000000000000000000001000000:0BB9 00000000000000000000000000000000:0000 0A 000001FF:00000002 00:00000000',
   ].join('\n');
 
-  it('should read the LISTEN rows: rx_queue as the queue, tx_queue as the backlog', () => {
+  it('should read the LISTEN rows, with rx_queue as the accept queue', () => {
     assert.deepEqual(parseProcNetTcp(tcp, 4), [
-      { address: '127.0.0.1', port: 3000, queue: 20, maxQueue: 511 },
-      { address: '0.0.0.0', port: 8080, queue: 3, maxQueue: 128 },
+      { address: '127.0.0.1', port: 3000, queue: 20 },
+      { address: '0.0.0.0', port: 8080, queue: 3 },
     ]);
-    assert.deepEqual(parseProcNetTcp(tcp6, 6), [
-      { address: '0000:0000:0000:0000:0000:0000:0000:0001', port: 3001, queue: 2, maxQueue: 511 },
-    ]);
+    assert.deepEqual(parseProcNetTcp(tcp6, 6), [{ address: '0000:0000:0000:0000:0000:0000:0000:0001', port: 3001, queue: 2 }]);
   });
 
   it('should match an address exactly, then a wildcard on the same port', () => {

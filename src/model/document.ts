@@ -236,7 +236,7 @@ export function buildWorker(s: WorkerSnapshot): UwsgiWorker {
 export interface DocumentHeader {
   version: string;
   /** Accept-queue length per socket name, measured by whoever builds the document. */
-  queues: ReadonlyMap<string, { queue: number; maxQueue: number }>;
+  queues: ReadonlyMap<string, { queue: number }>;
   pid: number;
   uid: number;
   gid: number;
@@ -264,7 +264,7 @@ export function buildDocument(header: DocumentHeader, workers: UwsgiWorker[], re
         name: address.name,
         proto: 'http',
         queue,
-        max_queue: toUint(measured?.maxQueue || address.max_queue),
+        max_queue: toUint(address.max_queue),
         shared: 0,
         can_offload: 0,
       });

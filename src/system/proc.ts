@@ -3,7 +3,7 @@
  * empty list) where /proc is missing or unreadable, and never throws: these
  * figures are nice to have, never worth an error.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 /** One listening TCP socket as the kernel sees it. */
 export interface ListenQueue {
@@ -12,8 +12,6 @@ export interface ListenQueue {
   port: number;
   /** Connections waiting to be accepted (`rx_queue` of the LISTEN row). */
   queue: number;
-  /** The socket's backlog (`tx_queue` of the LISTEN row). */
-  maxQueue: number;
 }
 
 const TCP_LISTEN = '0A';
@@ -49,13 +47,14 @@ export function parseProcNetTcp(text: string, family: 4 | 6): ListenQueue[] {
     // sl local_address rem_address st tx_queue:rx_queue ...
     if (fields.length < 5 || fields[3] !== TCP_LISTEN) continue;
     const [addressHex, portHex] = fields[1].split(':');
-    const [txHex, rxHex] = fields[4].split(':');
-    if (!addressHex || !portHex || !txHex || !rxHex) continue;
+    // For a LISTEN socket rx_queue is the accept queue's length (sk_ack_backlog);
+    // the backlog itself is not in this file (only sock_diag has it).
+    const rxHex = fields[4].split(':')[1];
+    if (!addressHex || !portHex || !rxHex) continue;
     rows.push({
       address: family === 4 ? decodeIpv4(addressHex) : decodeIpv6(addressHex),
       port: Number.parseInt(portHex, 16),
       queue: Number.parseInt(rxHex, 16),
-      maxQueue: Number.parseInt(txHex, 16),
     });
   }
   return rows;
@@ -124,22 +123,93 @@ export interface NamedAddress {
 
 /**
  * Measures the accept queue of each named TCP address now, keyed by name.
- * Reads /proc once; unix sockets and unknown addresses are left out.
+ * Unix sockets and addresses not found are left out.
+ *
+ * Generating /proc/net/tcp walks the kernel's whole connection hash table
+ * (about 4 ms of CPU on a 24 GiB machine, however few sockets there are), but
+ * it lists LISTEN sockets first and the kernel only generates as much as a
+ * read() asks for. So the file is read in small chunks and reading stops as
+ * soon as every wanted port is found: about 0.1 ms.
  */
-export function measureListenQueues(addresses: readonly NamedAddress[]): Map<string, { queue: number; maxQueue: number }> {
-  const queues = new Map<string, { queue: number; maxQueue: number }>();
-  const tcp = addresses.filter((address) => address.port > 0);
-  if (tcp.length === 0) return queues;
-  const rows = readListenQueues();
-  for (const address of tcp) {
-    const host = address.name.startsWith('[')
-      ? address.name.slice(1, address.name.lastIndexOf(']'))
-      : address.name.slice(0, address.name.lastIndexOf(':'));
-    const row = findListenQueue(rows, host, address.port);
-    if (row) queues.set(address.name, { queue: row.queue, maxQueue: row.maxQueue });
+export function measureListenQueues(addresses: readonly NamedAddress[]): Map<string, { queue: number }> {
+  const queues = new Map<string, { queue: number }>();
+  const wanted = addresses
+    .filter((address) => address.port > 0)
+    .map((address) => ({ ...address, host: hostOf(address.name) }))
+    .map((address) => ({ ...address, canonical: canonicalAddress(address.host) }))
+    .filter((address) => address.canonical !== null);
+  for (const family of [4, 6] as const) {
+    const mine = wanted.filter((address) => address.canonical!.includes('.') === (family === 4));
+    if (mine.length === 0) continue;
+    const rows = readListenRowsUntil(family, (seen) =>
+      mine.every((address) => findListenQueue(seen, address.host, address.port)),
+    );
+    for (const address of mine) {
+      const row = findListenQueue(rows, address.host, address.port);
+      if (row) queues.set(address.name, { queue: row.queue });
+    }
   }
   return queues;
 }
+
+function hostOf(name: string): string {
+  return name.startsWith('[') ? name.slice(1, name.lastIndexOf(']')) : name.slice(0, name.lastIndexOf(':'));
+}
+
+const CHUNK_BYTES = 512;
+
+/** Reads LISTEN rows of /proc/net/tcp{,6} in small chunks until `enough(rows)`, a non-LISTEN row, or the end. */
+function readListenRowsUntil(family: 4 | 6, enough: (rows: ListenQueue[]) => boolean): ListenQueue[] {
+  const rows: ListenQueue[] = [];
+  let fd: number;
+  try {
+    fd = openSync(family === 4 ? '/proc/net/tcp' : '/proc/net/tcp6', 'r');
+  } catch {
+    return rows;
+  }
+  try {
+    const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+    let pending = '';
+    let header = true;
+    for (;;) {
+      const read = readSync(fd, buffer, 0, CHUNK_BYTES, null);
+      if (read === 0) return rows;
+      const lines = (pending + buffer.toString('latin1', 0, read)).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        if (header) {
+          header = false;
+          continue;
+        }
+        const parsed = parseProcNetTcp(`\n${line}`, family);
+        if (parsed.length === 0) return rows; // past the LISTEN section
+        rows.push(parsed[0]);
+      }
+      if (enough(rows)) return rows;
+    }
+  } catch {
+    return rows;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The backlog a Node server gets by default: 511, capped by the kernel at
+ * net.core.somaxconn. Node does not keep the backlog a server was given.
+ */
+export function defaultBacklog(): number {
+  if (backlog === undefined) {
+    try {
+      const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'latin1').trim());
+      backlog = somaxconn > 0 ? Math.min(511, somaxconn) : 511;
+    } catch {
+      backlog = 511;
+    }
+  }
+  return backlog;
+}
+let backlog: number | undefined;
 
 /** The document's name for a listening address as `server.address()` reports it. */
 export function nameAddress(address: string | { address: string; family: string | number; port: number }): NamedAddress {
