@@ -7,7 +7,17 @@
  * file system). A holder that dies leaves it behind; others treat it as stale
  * once its mtime is older than `staleMs` and take it over, so a crash blocks
  * the others for at most `staleMs` plus one retry.
+ *
+ * A holder whose event loop was blocked past `staleMs` may have lost the lock
+ * to such a takeover without knowing it yet: proper-lockfile only notices on
+ * its next refresh timer, and its `release()` removes the lock directory
+ * blindly, i.e. the new holder's. So before writing and before releasing we
+ * check that the directory is still the one proper-lockfile last stamped.
  */
+import { statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
 
 /** How to take the lock. */
@@ -26,8 +36,35 @@ export interface LockOptions {
   onCompromised: (error: Error) => void;
 }
 
+/** What the task run under the lock can ask of it. */
+export interface HeldLock {
+  /**
+   * Resolves while the lock is still ours with a safe margin before others may
+   * call it stale; rejects with code `ECOMPROMISED` otherwise. Call it right
+   * before a write that must not race another holder.
+   */
+  assertHeld(): Promise<void>;
+}
+
 /** Thrown (as `code: 'ELOCKED'`) when the lock could not be taken within `waitMs`. */
 export const LOCK_BUSY = 'ELOCKED';
+/** Thrown (as `code: 'ECOMPROMISED'`) when the lock was lost while held; the write was skipped. */
+export const LOCK_LOST = 'ECOMPROMISED';
+
+/** proper-lockfile 4.1.2's record of a lock it holds (lib/lockfile.js, `locks[file]`). */
+interface ProperLock {
+  mtime: Date;
+  lastUpdate: number;
+  released?: boolean;
+  updateTimeout?: NodeJS.Timeout | null;
+}
+
+// index.js does not re-export getLocks(); lib/lockfile.js is the same module
+// instance it wraps. The only way to know the mtime proper-lockfile last gave
+// the lock (it refreshes it every staleMs / 2). Safe because the version is pinned.
+const internals = createRequire(import.meta.url)('proper-lockfile/lib/lockfile.js') as {
+  getLocks(): Record<string, ProperLock>;
+};
 
 function retryPlan(waitMs: number): {
   retries: number;
@@ -42,44 +79,108 @@ function retryPlan(waitMs: number): {
   let retries = 0;
   let total = 0;
   let delay = minTimeout;
-  while (total + delay <= waitMs) {
-    total += delay;
+  // `retry` multiplies each delay by 1–2 when randomised: plan for the worst
+  // case so the whole wait still fits in `waitMs` (one tick).
+  while (total + Math.min(maxTimeout, 2 * delay) <= waitMs) {
+    total += Math.min(maxTimeout, 2 * delay);
     retries++;
     delay = Math.min(maxTimeout, delay * factor);
   }
   return { retries: Math.max(1, retries), minTimeout, maxTimeout, factor, randomize: true };
 }
 
-/** Runs `task` while holding the lock on `file`. Rejects with code `ELOCKED` when it is busy. */
-export async function withLock<T>(file: string, options: LockOptions, task: () => Promise<T>): Promise<T> {
+function lockLost(message: string, cause?: unknown): Error {
+  return Object.assign(new Error(`wsgi-status: ${message}`, { cause }), { code: LOCK_LOST });
+}
+
+/**
+ * Runs `task` while holding the lock on `file`. Rejects with code `ELOCKED`
+ * when it is busy, and with `ECOMPROMISED` when the task's
+ * {@link HeldLock.assertHeld} found the lock taken over.
+ */
+export async function withLock<T>(file: string, options: LockOptions, task: (lock: HeldLock) => Promise<T>): Promise<T> {
+  // proper-lockfile keys its locks by path.resolve(file) when realpath is false.
+  const key = resolve(file);
+  // Once per lock, and never after our own release: proper-lockfile's refresh
+  // timer may have a stat in flight that still reports it.
+  let settled = false;
+  const lost = (error: Error): Error => {
+    if (!settled) options.onCompromised(error);
+    settled = true;
+    return error;
+  };
   const release = await lockfile.lock(file, {
     lockfilePath: options.lockPath,
     realpath: false,
     stale: options.staleMs,
     retries: retryPlan(options.waitMs),
-    onCompromised: options.onCompromised,
+    onCompromised: (error) => lost(lockLost(`the lock ${options.lockPath} was taken over while held`, error)),
   });
+  const held = internals.getLocks()[key];
+  const ours = async (): Promise<boolean> => {
+    if (held === undefined || held.released || internals.getLocks()[key] !== held) return false;
+    const info = await stat(options.lockPath).catch(() => null);
+    // Compared as proper-lockfile compares them: Date (millisecond) precision.
+    return info !== null && info.mtime.getTime() === held.mtime.getTime();
+  };
+  const lock: HeldLock = {
+    assertHeld: async () => {
+      if (!(await ours())) throw lost(lockLost(`the lock ${options.lockPath} was taken over while held; write skipped`));
+      // Others call the lock stale `staleMs` after its last refresh; keep a quarter of that as margin for the write.
+      if (Date.now() - held.lastUpdate > (options.staleMs * 3) / 4) {
+        throw lockLost(`the lock ${options.lockPath} was held too long (event loop blocked); write skipped`);
+      }
+    },
+  };
   try {
-    return await task();
+    return await task(lock);
   } finally {
-    // A compromised lock rejects here; the lock is someone else's by then.
-    await release().catch(() => undefined);
+    if (await ours()) {
+      settled = true;
+      // A compromised lock rejects here; the lock is someone else's by then.
+      await release().catch(() => undefined);
+    } else if (held !== undefined && !held.released) {
+      // Someone took it over: forget it the way proper-lockfile would on its
+      // next refresh, without removing the new holder's directory.
+      held.released = true;
+      if (held.updateTimeout) clearTimeout(held.updateTimeout);
+      if (internals.getLocks()[key] === held) delete internals.getLocks()[key];
+      lost(lockLost(`the lock ${options.lockPath} was taken over while held`));
+    }
   }
 }
 
-/** The synchronous form, for process exit; one attempt, no waiting. */
-export function withLockSync<T>(file: string, options: Omit<LockOptions, 'waitMs'>, task: () => T): T {
-  const release = lockfile.lockSync(file, {
-    lockfilePath: options.lockPath,
-    realpath: false,
-    stale: options.staleMs,
-    onCompromised: options.onCompromised,
-  });
+// A synchronous sleep for the exit path, where no event loop turns.
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * The synchronous form, for process exit: a few attempts within `waitMs`
+ * (another worker holds the lock for milliseconds at a time).
+ */
+export function withLockSync<T>(file: string, options: LockOptions, task: () => T): T {
+  const deadline = Date.now() + options.waitMs;
+  let release: () => void;
+  for (let pause = 5; ; pause = Math.min(50, pause * 2)) {
+    try {
+      release = lockfile.lockSync(file, {
+        lockfilePath: options.lockPath,
+        realpath: false,
+        stale: options.staleMs,
+        onCompromised: options.onCompromised,
+      });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== LOCK_BUSY || Date.now() + pause > deadline) throw error;
+      Atomics.wait(sleeper, 0, 0, pause);
+    }
+  }
   try {
     return task();
   } finally {
     try {
-      release();
+      // Checked as in withLock: never remove a lock someone took over from us.
+      const held = internals.getLocks()[resolve(file)];
+      if (held !== undefined && statSync(options.lockPath).mtime.getTime() === held.mtime.getTime()) release();
     } catch {
       // Compromised or already gone: nothing of ours to release.
     }

@@ -2,6 +2,7 @@
  * Which worker slot (uWSGI's `id`) a process owns, and what a slot carries
  * from the process that held it before. Pure functions over a parsed file.
  */
+import { readFileSync } from 'node:fs';
 import type { RetiredSlot, UwsgiWorker } from '../model/document.js';
 import type { ParsedStatus } from '../model/parse.js';
 
@@ -28,6 +29,13 @@ export interface SlotClaimant {
   preferredId: number | null;
   /** The slot it already holds, if any. */
   current: SlotAssignment | null;
+  /**
+   * What this process itself has counted so far (its tracker). Only used when
+   * a process that already held a slot must move to another one: its past
+   * counts stay with the old slot, so the new one starts from here.
+   * @default zero
+   */
+  own?: SlotCounters;
 }
 
 /** The state of the other workers after pruning, and this process's slot. */
@@ -45,6 +53,12 @@ export interface Liveness {
   now: number;
   /** An entry not refreshed for this long is dropped even if its pid exists. */
   staleAfterMs: number;
+  /**
+   * How long a gone slot's counters wait for a process to take the slot over.
+   * Older ones (say, from a previous deployment) are dropped, not inherited.
+   * @default max(2 × staleAfterMs, 60000)
+   */
+  retainRetiredMs?: number;
   /** Whether a process with this pid exists. */
   isAlive: (pid: number) => boolean;
 }
@@ -78,21 +92,29 @@ function lowestFreeId(taken: ReadonlySet<number>): number {
  * the slot's counters, as uWSGI does when it respawns a worker.
  */
 export function reconcile(parsed: ParsedStatus, claimant: SlotClaimant, liveness: Liveness): Reconciled {
-  const retired = new Map(parsed.retired.map((slot) => [slot.id, slot] as const));
+  const { now } = liveness;
+  const retainMs = liveness.retainRetiredMs ?? Math.max(2 * liveness.staleAfterMs, 60_000);
+  const retired = new Map<number, RetiredSlot>();
+  for (const slot of parsed.retired) if (now - slot.retired_at <= retainMs) retired.set(slot.id, slot);
   let others: UwsgiWorker[] = [];
   for (const worker of parsed.workers) {
     const gone =
       worker.pid === claimant.pid
         ? claimant.current === null // our pid, but not ours: a predecessor whose pid we reused
-        : liveness.now - worker.last_update > liveness.staleAfterMs || !liveness.isAlive(worker.pid);
+        : now - worker.last_update > liveness.staleAfterMs || !liveness.isAlive(worker.pid);
     if (worker.pid === claimant.pid && !gone) continue;
-    if (gone) retired.set(worker.id, retire(worker, liveness.now));
-    else others.push(worker);
+    if (!gone) others.push(worker);
+    // A slot silent for longer than the retention is from an earlier life: nothing to carry.
+    else if (now - worker.last_update <= retainMs) retired.set(worker.id, retire(worker, now));
   }
 
   const taken = new Set(others.map((worker) => worker.id));
   const current = claimant.current;
-  if (current !== null && !taken.has(current.id)) return { others, retired, assignment: current };
+  if (current !== null && !taken.has(current.id)) {
+    // Whatever was retired under our id (we were thought gone) is ours already.
+    retired.delete(current.id);
+    return { others, retired, assignment: current };
+  }
 
   let id: number;
   if (claimant.preferredId !== null && current?.id !== claimant.preferredId) {
@@ -105,27 +127,43 @@ export function reconcile(parsed: ParsedStatus, claimant: SlotClaimant, liveness
   }
   const inherited = retired.get(id);
   retired.delete(id);
-  const assignment: SlotAssignment = inherited
-    ? {
-        id,
-        respawnCount: inherited.respawn_count + 1,
-        base: {
-          requests: inherited.requests,
-          exceptions: inherited.exceptions,
-          tx: inherited.tx,
-          runningTime: inherited.running_time,
-        },
-      }
-    : { id, respawnCount: 1, base: { ...ZERO } };
+  const base: SlotCounters = inherited
+    ? { requests: inherited.requests, exceptions: inherited.exceptions, tx: inherited.tx, runningTime: inherited.running_time }
+    : { ...ZERO };
+  if (current !== null) {
+    // Moving (our slot went to a successor, e.g. a PM2 reload): what we counted
+    // so far stays with the old slot; counting it again here would make the
+    // sum of `requests` jump. The offset keeps base + own at the new slot's total.
+    const own = claimant.own ?? ZERO;
+    base.requests -= own.requests;
+    base.exceptions -= own.exceptions;
+    base.tx -= own.tx;
+    base.runningTime -= own.runningTime;
+  }
+  const assignment: SlotAssignment = { id, respawnCount: inherited ? inherited.respawn_count + 1 : 1, base };
   return { others, retired, assignment };
 }
 
-/** `process.kill(pid, 0)`: ESRCH means gone; EPERM means alive under another user. */
+/**
+ * `process.kill(pid, 0)`: ESRCH means gone; EPERM means alive under another
+ * user. A zombie (dead, not yet reaped by a busy or careless parent) still
+ * answers, so on Linux its state in /proc decides.
+ */
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !isZombie(pid);
+}
+
+/** `/proc/<pid>/stat` is `pid (comm) S ...`; comm may hold spaces and parentheses, so read after the last one. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.charAt(stat.lastIndexOf(')') + 2) === 'Z';
+  } catch {
+    return false;
   }
 }

@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { type ParsedStatus, parseStatus } from '../model/parse.js';
-import { type LockOptions, withLock, withLockSync } from './lock.js';
+import { type HeldLock, type LockOptions, withLock, withLockSync } from './lock.js';
 
 /** How the file is written. */
 export interface StatusFileOptions {
@@ -37,6 +37,8 @@ const TEMP_SUFFIX = /^\.\d+$/;
 // Under the lock no other writer is mid-write, but one whose lock was taken
 // over (blocked event loop) may still be: leave young files alone.
 const ORPHAN_AGE_MS = 5000;
+// At exit no event loop turns: wait for the lock only briefly (a holder keeps it for milliseconds).
+const EXIT_WAIT_MS = 250;
 
 export class StatusFile {
   readonly path: string;
@@ -58,15 +60,20 @@ export class StatusFile {
 
   /**
    * Lock, read, merge, write atomically, unlock. Rejects with `code: 'ELOCKED'`
-   * when the lock stays busy for `lock.waitMs`: the caller skips this tick.
+   * when the lock stays busy for `lock.waitMs`: the caller skips this tick;
+   * with `code: 'ECOMPROMISED'` when the lock was lost before the write.
+   * A `final` update (a process removing its slot) waits long enough to
+   * outlast a dead holder's stale lock, since nothing retries it later.
    * A missing directory is created.
    */
-  async update(merge: StatusMerge, options: { cleanOrphans?: boolean } = {}): Promise<UpdateResult> {
+  async update(merge: StatusMerge, options: { cleanOrphans?: boolean; final?: boolean } = {}): Promise<UpdateResult> {
+    const lock = this.options.lock;
+    const waitMs = options.final === true ? lock.staleMs + lock.waitMs : lock.waitMs;
     const run = () =>
-      withLock(this.path, { ...this.options.lock, lockPath: this.lockPath }, async () => {
+      withLock(this.path, { ...lock, waitMs, lockPath: this.lockPath }, async (held) => {
         this.holding = true;
         try {
-          return await this.mergeAndWrite(merge, options.cleanOrphans === true);
+          return await this.mergeAndWrite(merge, held, options.cleanOrphans === true);
         } finally {
           this.holding = false;
         }
@@ -80,9 +87,11 @@ export class StatusFile {
     }
   }
 
-  private async mergeAndWrite(merge: StatusMerge, cleanOrphans: boolean): Promise<UpdateResult> {
+  private async mergeAndWrite(merge: StatusMerge, held: HeldLock, cleanOrphans: boolean): Promise<UpdateResult> {
     const previous = parseStatus(await readFile(this.path, 'utf8').catch(ignoreMissing));
     const text = merge(previous);
+    // A writer that lost the lock (blocked event loop) would overwrite the new holder's write.
+    await held.assertHeld();
     await writeFileAtomic(this.path, text, this.writeOptions());
     if (cleanOrphans) await this.removeOrphans();
     return { previous, text };
@@ -98,7 +107,12 @@ export class StatusFile {
       writeFileAtomic.sync(this.path, merge(previous), this.writeOptions());
     };
     if (this.holding) write();
-    else withLockSync(this.path, { ...this.options.lock, lockPath: this.lockPath }, write);
+    else
+      withLockSync(
+        this.path,
+        { ...this.options.lock, waitMs: Math.min(EXIT_WAIT_MS, this.options.lock.waitMs), lockPath: this.lockPath },
+        write,
+      );
   }
 
   /**

@@ -22,8 +22,9 @@ export async function detectProcessRole(env: NodeJS.ProcessEnv = process.env): P
   if (instance !== undefined && /^\d+$/.test(instance)) {
     return { supervisorPid: process.ppid, preferredId: Number(instance) + 1, manager: 'pm2' };
   }
-  // NODE_UNIQUE_ID is how node:cluster itself tells a worker; checking it first avoids the import.
-  if (env.NODE_UNIQUE_ID !== undefined) {
+  // node:cluster deletes NODE_UNIQUE_ID from a worker's env before user code runs; a worker always
+  // has an IPC channel, so without one the import is skipped.
+  if (env.NODE_UNIQUE_ID !== undefined || process.send !== undefined) {
     const { default: cluster } = await import('node:cluster');
     if (cluster.isWorker) return { supervisorPid: process.ppid, preferredId: null, manager: 'cluster' };
   }
