@@ -21,7 +21,7 @@ import { coalesce, createStatusFileProvider } from './server/providers.js';
 import { StatsServer } from './server/stats-server.js';
 import { isProcessAlive, reconcile, retire, type SlotAssignment } from './store/slots.js';
 import { StatusFile } from './store/status-file.js';
-import { measureListenQueues, nameAddress, readVirtualMemorySize } from './system/proc.js';
+import { defaultBacklog, measureListenQueues, nameAddress, readVirtualMemorySize } from './system/proc.js';
 import { detectProcessRole, type ProcessRole } from './system/process-role.js';
 import { VERSION } from './version.js';
 
@@ -53,8 +53,6 @@ export interface WsgiStatusMonitorEvents {
   write: [UwsgiDocument];
 }
 
-// Node's default listen backlog, used until /proc tells the real one.
-const DEFAULT_BACKLOG = 511;
 // Replaces a response's start time once it has ended (no clock reads negative).
 const ENDED = -1;
 // Run the orphaned-temp-file sweep on the first tick and every tenth after.
@@ -190,7 +188,7 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
         return;
       }
       const named = nameAddress(address);
-      if (!this.listen.has(named.name)) this.listen.set(named.name, { ...named, max_queue: DEFAULT_BACKLOG });
+      if (!this.listen.has(named.name)) this.listen.set(named.name, { ...named, max_queue: defaultBacklog() });
     } catch (error) {
       this.report('server-address', error);
     }

@@ -48,6 +48,8 @@ export function get(port: number, path = '/', options: { method?: string; agent?
     const req = request(
       { host: '127.0.0.1', port, path, method: options.method ?? 'GET', agent: options.agent ?? false },
       (res) => {
+        // A keep-alive agent takes the socket back before 'end'.
+        const socket = res.socket;
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {
@@ -55,7 +57,7 @@ export function get(port: number, path = '/', options: { method?: string; agent?
             status: res.statusCode ?? 0,
             headers: res.headers,
             body: Buffer.concat(chunks).toString('utf8'),
-            bytes: res.socket.bytesRead - before,
+            bytes: socket.bytesRead - before,
           });
         });
         res.on('error', reject);

@@ -3,6 +3,7 @@
  * wrap a request handler. Anything built on `http.Server` — Hapi, Nest, a
  * Next.js custom server — is covered by {@link instrument}.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type RequestLike, type ResponseLike, WsgiStatusMonitor } from '../monitor.js';
 import type { WsgiStatusOptions } from '../options.js';
 
@@ -49,10 +50,16 @@ export function instrument(server: RequestEmitter, path: string, options?: WsgiS
 }
 
 /** A request handler that {@link wrap} can take. */
-export type RequestHandler<Req extends RequestLike, Res extends ResponseLike> = (req: Req, res: Res) => unknown;
+export type RequestHandler<Req extends RequestLike = IncomingMessage, Res extends ResponseLike = ServerResponse> = (
+  req: Req,
+  res: Res,
+) => unknown;
 
 /** A wrapped handler: the same function signature, plus the monitor and `close()`. */
-export type WrappedHandler<Req extends RequestLike, Res extends ResponseLike> = ((req: Req, res: Res) => unknown) &
+export type WrappedHandler<Req extends RequestLike = IncomingMessage, Res extends ResponseLike = ServerResponse> = ((
+  req: Req,
+  res: Res,
+) => unknown) &
   Instrumentation;
 
 /**
@@ -64,7 +71,7 @@ export type WrappedHandler<Req extends RequestLike, Res extends ResponseLike> = 
  * const handler = wrap((req, res) => res.end('ok'), '/dev/shm/app-status.json');
  * http.createServer(handler).listen(3000);
  */
-export function wrap<Req extends RequestLike, Res extends ResponseLike>(
+export function wrap<Req extends RequestLike = IncomingMessage, Res extends ResponseLike = ServerResponse>(
   handler: RequestHandler<Req, Res>,
   path: string,
   options?: WsgiStatusOptions,

@@ -1,0 +1,304 @@
+/**
+ * `npm run bench`: what wsgi-status costs, against bare servers, the floor
+ * (an in-flight counter and one end listener) and the peers, all in one run.
+ *
+ * Each variant is its own server process pinned to core 0 (where `taskset`
+ * exists); the load generator runs on core 1. Variants of a framework are
+ * loaded interleaved (bare, wsgi-status, floor, peers, bare, ...) for several
+ * rounds, so drift on this small shared machine hits them alike; every ratio
+ * is taken against the bare server of the same round, and medians reported
+ * with min–max.
+ *
+ * Environment: BENCH_ROUNDS (default 5), BENCH_SECONDS per load (default 3),
+ * BENCH_CONNECTIONS (default 32), BENCH_FRAMEWORKS (comma list),
+ * BENCH_MEMORY_REQUESTS (default 1,000,000; 0 skips), BENCH_OUT (markdown file,
+ * default bench/RESULTS.md).
+ */
+import { type ChildProcess, execFile, execFileSync, fork, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { measureTicks } from './ticks.ts';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? 1_000_000);
+const OUT = process.env.BENCH_OUT ?? join(import.meta.dirname, 'RESULTS.md');
+const FRAMEWORKS: Record<string, string[]> = {
+  http: ['bare', 'wsgi-status', 'floor', 'prom-client'],
+  express: ['bare', 'wsgi-status', 'floor', 'express-prom-bundle', 'express-status-monitor'],
+  koa: ['bare', 'wsgi-status', 'floor', 'prom-client'],
+  fastify: ['bare', 'wsgi-status', 'floor', '@fastify/under-pressure'],
+};
+const selected = (process.env.BENCH_FRAMEWORKS ?? Object.keys(FRAMEWORKS).join(',')).split(',');
+const TARGET: Record<string, number> = { http: 1.05, express: 1.03, koa: 1.03, fastify: 1.03 };
+
+const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0 && cpus().length >= 2;
+const benchDir = mkdtempSync(join(tmpdir(), 'wsgi-status-bench-'));
+
+interface Usage {
+  cpuMicros: number;
+  rss: number;
+  heapUsed: number;
+}
+
+interface Running {
+  child: ChildProcess;
+  port: number;
+  usage(gc?: boolean): Promise<Usage>;
+  stop(): void;
+}
+
+/** Starts one server process (on core 0 where possible) and waits for its port. */
+async function startServer(framework: string, variant: string, nodeArgs: string[] = []): Promise<Running> {
+  const child = fork(join(import.meta.dirname, 'server.ts'), [framework, variant], {
+    execPath: hasTaskset ? 'taskset' : process.execPath,
+    execArgv: hasTaskset ? ['-c', '0', process.execPath, '--import', 'tsx', ...nodeArgs] : ['--import', 'tsx', ...nodeArgs],
+    env: { ...process.env, BENCH_DIR: benchDir, NODE_ENV: 'production' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${framework}/${variant} exited with ${code}`)));
+    child.on('message', (message: { type: string; port?: number }) => {
+      if (message.type === 'ready') resolve(message.port as number);
+    });
+  });
+  child.removeAllListeners('exit');
+  return {
+    child,
+    port,
+    usage: (gc = false) =>
+      new Promise((resolve) => {
+        const onMessage = (message: Usage & { type: string }) => {
+          if (message.type !== 'usage') return;
+          child.off('message', onMessage);
+          resolve(message);
+        };
+        child.on('message', onMessage);
+        child.send({ type: gc ? 'gc' : 'usage' });
+      }),
+    stop: () => child.kill('SIGKILL'),
+  };
+}
+
+interface LoadResult {
+  requests: number;
+  errors: number;
+  p99: number;
+}
+
+const hasWrk = process.env.BENCH_LOAD !== 'autocannon' && spawnSync('wrk', ['--version']).error === undefined;
+
+/** Closed-loop load: wrk where installed (C, lighter on the load core), else autocannon. */
+function load(port: number, options: { seconds?: number; amount?: number }): Promise<LoadResult> {
+  if (hasWrk && options.seconds !== undefined) return loadWithWrk(port, options.seconds);
+  return new Promise((resolve, reject) => {
+    autocannon(
+      {
+        url: `http://127.0.0.1:${port}/`,
+        connections: CONNECTIONS,
+        duration: options.seconds,
+        amount: options.amount,
+        pipelining: 1,
+      },
+      (error, result) => {
+        if (error) reject(error);
+        else resolve({ requests: result.requests.total, errors: result.errors + result.non2xx, p99: result.latency.p99 });
+      },
+    );
+  });
+}
+
+function loadWithWrk(port: number, seconds: number): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'wrk',
+      ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
+      { encoding: 'utf8' },
+      (error, stdout) => {
+        if (error) return reject(error);
+        const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? Number.NaN);
+        const p99 = /99%\s+([\d.]+)(us|ms|s)\b/.exec(stdout);
+        const unit = { us: 0.001, ms: 1, s: 1000 }[(p99?.[2] ?? 'ms') as 'us' | 'ms' | 's'];
+        const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
+        const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+        const failed =
+          errors +
+          (socketErrors
+            ? socketErrors
+                .slice(1)
+                .map(Number)
+                .reduce((a, b) => a + b, 0)
+            : 0);
+        if (!Number.isFinite(requests)) return reject(new Error(`cannot read wrk output: ${stdout}`));
+        resolve({ requests, errors: failed, p99: Number(p99?.[1] ?? 0) * unit });
+      },
+    );
+  });
+}
+
+interface Sample {
+  cpuPerRequest: number;
+  rps: number;
+  p99: number;
+}
+
+async function measure(server: Running): Promise<Sample> {
+  const before = await server.usage();
+  const started = performance.now();
+  const result = await load(server.port, { seconds: SECONDS });
+  const elapsed = (performance.now() - started) / 1000;
+  const after = await server.usage();
+  if (result.errors > 0) throw new Error(`${result.errors} failed requests`);
+  return {
+    cpuPerRequest: (after.cpuMicros - before.cpuMicros) / result.requests,
+    rps: result.requests / elapsed,
+    p99: result.p99,
+  };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const fmt = (value: number, digits = 3) => value.toFixed(digits);
+
+interface Row {
+  framework: string;
+  variant: string;
+  cpu: number;
+  rps: number;
+  p99: number;
+  ratio: number;
+  ratioMin: number;
+  ratioMax: number;
+}
+
+async function benchFramework(framework: string): Promise<Row[]> {
+  const variants = FRAMEWORKS[framework];
+  const servers = new Map<string, Running>();
+  for (const variant of variants) servers.set(variant, await startServer(framework, variant));
+  try {
+    // Warm-up: JIT, connection pools, first ticks.
+    for (const variant of variants) await load(servers.get(variant)!.port, { seconds: 1 });
+    const samples = new Map<string, Sample[]>(variants.map((variant) => [variant, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      // Rotate the order each round so no variant always runs first or last.
+      const order = variants.map((_, i) => variants[(i + round) % variants.length]);
+      for (const variant of order) samples.get(variant)!.push(await measure(servers.get(variant)!));
+      process.stderr.write(`  ${framework} round ${round + 1}/${ROUNDS}\n`);
+    }
+    const bare = samples.get('bare')!;
+    return variants.map((variant) => {
+      const mine = samples.get(variant)!;
+      const ratios = mine.map((sample, round) => sample.cpuPerRequest / bare[round].cpuPerRequest);
+      return {
+        framework,
+        variant,
+        cpu: median(mine.map((s) => s.cpuPerRequest)),
+        rps: median(mine.map((s) => s.rps)),
+        p99: median(mine.map((s) => s.p99)),
+        ratio: median(ratios),
+        ratioMin: Math.min(...ratios),
+        ratioMax: Math.max(...ratios),
+      };
+    });
+  } finally {
+    for (const server of servers.values()) server.stop();
+  }
+}
+
+/** RSS and heap of a wsgi-status server after 10,000 and after MEMORY_REQUESTS requests, after a GC each time. */
+async function benchMemory(): Promise<{ small: Usage; large: Usage; requests: number } | null> {
+  if (MEMORY_REQUESTS <= 0) return null;
+  const server = await startServer('http', 'wsgi-status', ['--expose-gc']);
+  try {
+    await load(server.port, { amount: 10_000 });
+    const small = await server.usage(true);
+    let done = 10_000;
+    while (done < MEMORY_REQUESTS) {
+      const batch = Math.min(200_000, MEMORY_REQUESTS - done);
+      await load(server.port, { amount: batch });
+      done += batch;
+      process.stderr.write(`  memory: ${done} requests\n`);
+    }
+    const large = await server.usage(true);
+    return { small, large, requests: done };
+  } finally {
+    server.stop();
+  }
+}
+
+function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  let kernel = '';
+  try {
+    kernel = execFileSync('uname', ['-sr'], { encoding: 'utf8' }).trim();
+  } catch {}
+  return `${cpus().length} × ${cpu}, ${kernel}, Node ${process.version}; server pinned to core 0 and load (${hasWrk ? 'wrk' : 'autocannon'}, ${CONNECTIONS} connections) to core 1: ${hasTaskset ? 'yes' : 'no (no taskset)'}`;
+}
+
+async function main(): Promise<void> {
+  if (hasTaskset && !process.env.BENCH_PINNED) {
+    // Re-run this harness (the load generator) on core 1.
+    const result = spawnSync('taskset', ['-c', '1', process.execPath, '--import', 'tsx', ...process.argv.slice(1)], {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_PINNED: '1' },
+    });
+    process.exit(result.status ?? 1);
+  }
+  const rows: Row[] = [];
+  for (const framework of selected) {
+    process.stderr.write(`${framework}\n`);
+    rows.push(...(await benchFramework(framework)));
+  }
+  process.stderr.write('status-file ticks\n');
+  const ticks = await measureTicks([1, 4, 8]);
+  process.stderr.write('memory\n');
+  const memory = await benchMemory();
+
+  const lines: string[] = [];
+  lines.push(`Command: \`npm run bench\` (${ROUNDS} interleaved rounds × ${SECONDS} s per variant). Machine: ${machine()}.`, '');
+  lines.push('| framework | variant | CPU µs/request | × bare (median, min–max) | req/s | p99 latency ms | target |');
+  lines.push('|---|---|---:|---|---:|---:|---|');
+  for (const row of rows) {
+    const isUs = row.variant === 'wsgi-status';
+    const target = isUs ? `≤ ${TARGET[row.framework]} ${row.ratio <= TARGET[row.framework] ? '✅' : '❌'}` : '';
+    lines.push(
+      `| ${row.framework} | ${isUs ? '**wsgi-status**' : row.variant} | ${fmt(row.cpu, 1)} | ${fmt(row.ratio)} (${fmt(row.ratioMin)}–${fmt(row.ratioMax)}) | ${Math.round(row.rps)} | ${row.p99} | ${target} |`,
+    );
+  }
+  lines.push('');
+  const peersBeaten = selected.map((framework) => {
+    const ours = rows.find((r) => r.framework === framework && r.variant === 'wsgi-status')!;
+    const peers = rows.filter((r) => r.framework === framework && !['bare', 'wsgi-status', 'floor'].includes(r.variant));
+    return `${framework}: ${peers.every((p) => p.ratio > ours.ratio) ? 'below every peer ✅' : 'NOT below every peer ❌'}`;
+  });
+  lines.push(`Overhead against the peers, same run: ${peersBeaten.join('; ')}.`, '');
+  lines.push('| processes sharing the file | CPU ms per tick (median) | p99 | wall ms per tick (median) | target |');
+  lines.push('|---:|---:|---:|---:|---|');
+  for (const tick of ticks) {
+    lines.push(
+      `| ${tick.processes} | ${fmt(tick.cpuMedian, 2)} | ${fmt(tick.cpuP99, 2)} | ${fmt(tick.wallMedian, 2)} | ${tick.processes === 8 ? `< 2 ms ${tick.cpuMedian < 2 ? '✅' : '❌'}` : ''} |`,
+    );
+  }
+  lines.push('');
+  if (memory) {
+    const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+    lines.push(
+      `Memory of an http server with wsgi-status, after a GC: ${mb(memory.small.rss)} MiB RSS / ${mb(memory.small.heapUsed)} MiB heap after 10,000 requests; ` +
+        `${mb(memory.large.rss)} MiB RSS / ${mb(memory.large.heapUsed)} MiB heap after ${memory.requests.toLocaleString('en')} requests ` +
+        `(heap ${memory.large.heapUsed - memory.small.heapUsed >= 0 ? '+' : ''}${((memory.large.heapUsed - memory.small.heapUsed) / 1024).toFixed(0)} KiB).`,
+    );
+  }
+  const markdown = `${lines.join('\n')}\n`;
+  writeFileSync(OUT, markdown);
+  process.stdout.write(markdown);
+  rmSync(benchDir, { recursive: true, force: true });
+}
+
+await main();

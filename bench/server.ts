@@ -1,0 +1,142 @@
+/**
+ * One benchmark server in its own process: FRAMEWORK × VARIANT from argv.
+ * Reports its port over IPC and answers { type: 'usage' } with its CPU time
+ * and memory, and { type: 'gc' } by collecting garbage first.
+ */
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const [framework, variant] = process.argv.slice(2);
+const statusFile = join(process.env.BENCH_DIR ?? tmpdir(), `bench-${framework}-${variant}-${process.pid}.json`);
+const BODY = 'hello world';
+
+/** The least any such middleware can do: an in-flight counter and one shared end listener. */
+let inFlight = 0;
+function floorEnd(): void {
+  inFlight--;
+}
+function floorBegin(res: ServerResponse): void {
+  inFlight++;
+  res.on('close', floorEnd);
+}
+
+async function promClientHttp(): Promise<(req: IncomingMessage, res: ServerResponse) => void> {
+  const client = require('prom-client') as typeof import('prom-client');
+  const registry = new client.Registry();
+  const requests = new client.Counter({
+    name: 'http_requests_total',
+    help: 'requests',
+    labelNames: ['method', 'code'],
+    registers: [registry],
+  });
+  const inflight = new client.Gauge({ name: 'http_in_flight', help: 'in flight', registers: [registry] });
+  const duration = new client.Histogram({
+    name: 'http_duration_seconds',
+    help: 'duration',
+    labelNames: ['method'],
+    registers: [registry],
+  });
+  return (req, res) => {
+    inflight.inc();
+    const end = duration.startTimer({ method: req.method });
+    res.on('finish', () => {
+      inflight.dec();
+      end();
+      requests.inc({ method: req.method, code: res.statusCode });
+    });
+  };
+}
+
+async function build(): Promise<Server> {
+  const { wsgiStatus } = await import('../src/index.ts');
+  const { instrument } = await import('../src/adapters/http.ts');
+  switch (framework) {
+    case 'http': {
+      const peer = variant === 'prom-client' ? await promClientHttp() : null;
+      const server = createServer((req, res) => {
+        if (variant === 'floor') floorBegin(res);
+        if (peer) peer(req, res);
+        res.setHeader('content-type', 'text/plain');
+        res.end(BODY);
+      });
+      if (variant === 'wsgi-status') instrument(server, statusFile);
+      return server;
+    }
+    case 'express': {
+      const express = require('express') as typeof import('express');
+      const app = express();
+      if (variant === 'wsgi-status') app.use(wsgiStatus(statusFile));
+      if (variant === 'floor')
+        app.use((_req, res, next) => {
+          floorBegin(res);
+          next();
+        });
+      if (variant === 'express-prom-bundle') app.use(require('express-prom-bundle')({ includeMethod: true, includePath: true }));
+      if (variant === 'express-status-monitor') app.use(require('express-status-monitor')());
+      app.get('/', (_req, res) => {
+        res.type('text/plain').send(BODY);
+      });
+      return createServer(app);
+    }
+    case 'koa': {
+      const Koa = require('koa') as typeof import('koa');
+      const app = new Koa();
+      if (variant === 'wsgi-status') app.use((await import('../src/adapters/koa.ts')).default(statusFile));
+      if (variant === 'floor')
+        app.use((ctx, next) => {
+          floorBegin(ctx.res);
+          return next();
+        });
+      if (variant === 'prom-client') {
+        const peer = await promClientHttp();
+        app.use((ctx, next) => {
+          peer(ctx.req, ctx.res);
+          return next();
+        });
+      }
+      app.use((ctx) => {
+        ctx.type = 'text/plain';
+        ctx.body = BODY;
+      });
+      return createServer(app.callback());
+    }
+    case 'fastify': {
+      const Fastify = require('fastify') as typeof import('fastify').default;
+      const app = Fastify({ logger: false });
+      if (variant === 'wsgi-status')
+        await app.register((await import('../src/adapters/fastify.ts')).default, { path: statusFile });
+      if (variant === 'floor')
+        app.addHook('onRequest', (_request, reply, done) => {
+          floorBegin(reply.raw);
+          done();
+        });
+      if (variant === '@fastify/under-pressure')
+        await app.register(require('@fastify/under-pressure'), { maxEventLoopDelay: 60_000 });
+      app.get('/', (_request, reply) => {
+        reply.type('text/plain').send(BODY);
+      });
+      await app.ready();
+      return app.server;
+    }
+    default:
+      throw new Error(`unknown framework ${framework}`);
+  }
+}
+
+const server = await build();
+server.keepAliveTimeout = 60_000;
+server.listen(0, '127.0.0.1', () => {
+  process.send?.({ type: 'ready', port: (server.address() as AddressInfo).port });
+});
+process.on('message', (message: { type: string }) => {
+  if (message.type === 'gc') globalThis.gc?.();
+  const usage = process.cpuUsage();
+  const memory = process.memoryUsage();
+  process.send?.({ type: 'usage', cpuMicros: usage.user + usage.system, rss: memory.rss, heapUsed: memory.heapUsed, inFlight });
+});
+process.on('disconnect', () => process.exit(0));

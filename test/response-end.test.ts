@@ -1,0 +1,313 @@
+/**
+ * The end-of-response helper every adapter relies on: the first of 'finish'
+ * and 'close', exactly once, against real servers and raw sockets.
+ */
+import assert from 'node:assert/strict';
+import { Agent, createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import {
+  connect as connectHttp2,
+  createServer as createHttp2Server,
+  type Http2ServerResponse,
+  constants as http2Constants,
+} from 'node:http2';
+import { connect } from 'node:net';
+import { describe, it } from 'node:test';
+import { createResponseEndHook } from '../src/model/response-end.ts';
+import { closeServer, deferred, get, listen, sleep } from './helpers.ts';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** What the hook reported, one entry per call. */
+interface Call {
+  url: string | undefined;
+  writableEnded: boolean;
+  statusCode: number;
+}
+
+/**
+ * A server whose handler runs after `watch(res)`; `closed` counts responses
+ * whose 'close' (always their last event) has fired.
+ */
+async function start(handler: Handler): Promise<{ server: Server; port: number; calls: Call[]; closed: () => number }> {
+  const calls: Call[] = [];
+  let closed = 0;
+  const watch = createResponseEndHook<ServerResponse>((res) => {
+    calls.push({ url: res.req.url, writableEnded: res.writableEnded, statusCode: res.statusCode });
+  });
+  const server = createServer((req, res) => {
+    watch(res);
+    res.on('close', () => {
+      closed++;
+    });
+    handler(req, res);
+  });
+  const port = await listen(server);
+  return { server, port, calls, closed: () => closed };
+}
+
+/** A GET through `agent`, resolving with the body. */
+function getBody(port: number, path: string, agent: Agent): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () => resolve(body));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** Waits until `count` responses have emitted their last event, and a turn more for any straggler. */
+async function allClosed(harness: { closed: () => number }, count: number): Promise<void> {
+  await until(() => harness.closed() >= count, `${count} responses to close`);
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('createResponseEndHook(listener)', () => {
+  describe('when a response finishes', () => {
+    it('should call the listener once, after the response ended', async () => {
+      const harness = await start((_req, res) => res.end('hello'));
+      try {
+        const response = await get(harness.port, '/one');
+        assert.equal(response.body, 'hello');
+        await allClosed(harness, 1);
+        assert.deepEqual(harness.calls, [{ url: '/one', writableEnded: true, statusCode: 200 }]);
+      } finally {
+        await closeServer(harness.server);
+      }
+    });
+  });
+
+  describe('when requests share a keep-alive connection', () => {
+    it('should call it once for each response', async () => {
+      const harness = await start((req, res) => res.end(req.url));
+      let connections = 0;
+      harness.server.on('connection', () => connections++);
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        for (const url of ['/a', '/b', '/c']) assert.equal(await getBody(harness.port, url, agent), url);
+        await allClosed(harness, 3);
+        assert.equal(connections, 1);
+        assert.deepEqual(
+          harness.calls.map((call) => call.url),
+          ['/a', '/b', '/c'],
+        );
+        // Closing the idle connection must not fire anything again.
+        agent.destroy();
+        await sleep(50);
+        assert.equal(harness.calls.length, 3);
+      } finally {
+        agent.destroy();
+        await closeServer(harness.server);
+      }
+    });
+  });
+
+  describe('when requests are pipelined', () => {
+    it('should call it once for each response, in order', async () => {
+      const harness = await start((req, res) => {
+        // The first answers late, so the second waits behind it on the connection.
+        if (req.url === '/first') setTimeout(() => res.end('first'), 50);
+        else res.end('second');
+      });
+      try {
+        const socket = connect(harness.port, '127.0.0.1');
+        let received = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => {
+          received += chunk;
+        });
+        const ended = new Promise((resolve) => socket.on('end', resolve));
+        socket.write(
+          'GET /first HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /second HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n',
+        );
+        await ended;
+        socket.destroy();
+        assert.match(received, /^HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nfirst[\s\S]*HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nsecond$/);
+        await allClosed(harness, 2);
+        assert.deepEqual(harness.calls, [
+          { url: '/first', writableEnded: true, statusCode: 200 },
+          { url: '/second', writableEnded: true, statusCode: 200 },
+        ]);
+      } finally {
+        await closeServer(harness.server);
+      }
+    });
+  });
+
+  describe('when the client aborts before the response', () => {
+    it('should call it once, unended, and not again when the handler answers late', async () => {
+      const entered = deferred();
+      const late = deferred();
+      const harness = await start((_req, res) => {
+        entered.resolve();
+        void late.promise.then(() => res.end('too late'));
+      });
+      try {
+        const socket = connect(harness.port, '127.0.0.1');
+        socket.on('error', () => {});
+        socket.write('GET /abort HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+        await entered.promise;
+        socket.destroy();
+        await allClosed(harness, 1);
+        assert.deepEqual(harness.calls, [{ url: '/abort', writableEnded: false, statusCode: 200 }]);
+        late.resolve();
+        await sleep(50);
+        assert.equal(harness.calls.length, 1);
+      } finally {
+        await closeServer(harness.server);
+      }
+    });
+  });
+
+  describe('when the socket errors', () => {
+    it('should call it once', async () => {
+      const harness = await start((req, res) => {
+        res.write('partial');
+        req.socket.destroy(new Error('socket failure'));
+      });
+      // The http server answers a socket error itself; this keeps its default handling from printing.
+      harness.server.on('clientError', () => {});
+      try {
+        await assert.rejects(get(harness.port, '/error'));
+        await allClosed(harness, 1);
+        assert.deepEqual(harness.calls, [{ url: '/error', writableEnded: false, statusCode: 200 }]);
+      } finally {
+        await closeServer(harness.server);
+      }
+    });
+  });
+
+  describe('when the response is destroyed half way', () => {
+    it('should call it once', async () => {
+      const harness = await start((_req, res) => {
+        res.write('partial');
+        setTimeout(() => res.destroy(), 10);
+      });
+      try {
+        await assert.rejects(get(harness.port, '/destroyed'));
+        await allClosed(harness, 1);
+        assert.deepEqual(harness.calls, [{ url: '/destroyed', writableEnded: false, statusCode: 200 }]);
+      } finally {
+        await closeServer(harness.server);
+      }
+    });
+  });
+
+  describe('when the handler throws', () => {
+    it('should call it once, when the error response ends', async () => {
+      const harness = await start((_req, res) => {
+        try {
+          throw new Error('handler failed');
+        } catch {
+          // What a framework does with a throwing handler: answer 500.
+          res.statusCode = 500;
+          res.end('failed');
+        }
+      });
+      try {
+        assert.equal((await get(harness.port, '/throw')).status, 500);
+        await allClosed(harness, 1);
+        assert.deepEqual(harness.calls, [{ url: '/throw', writableEnded: true, statusCode: 500 }]);
+      } finally {
+        await closeServer(harness.server);
+      }
+    });
+  });
+
+  describe('when one hook watches a response twice', () => {
+    it('should still call it once', async () => {
+      const calls: string[] = [];
+      const watch = createResponseEndHook<ServerResponse>((res) => calls.push(res.req.url ?? ''));
+      const closed = deferred();
+      const server = createServer((_req, res) => {
+        watch(res);
+        watch(res);
+        res.on('close', () => closed.resolve());
+        res.end('ok');
+      });
+      try {
+        await get(await listen(server), '/twice');
+        await closed.promise;
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.deepEqual(calls, ['/twice']);
+      } finally {
+        await closeServer(server);
+      }
+    });
+  });
+
+  describe('when two hooks watch one response', () => {
+    it('should call each once', async () => {
+      const calls: string[] = [];
+      const first = createResponseEndHook<ServerResponse>(() => calls.push('first'));
+      const second = createResponseEndHook<ServerResponse>(() => calls.push('second'));
+      const closed = deferred();
+      const server = createServer((_req, res) => {
+        first(res);
+        second(res);
+        res.on('close', () => closed.resolve());
+        res.end('ok');
+      });
+      try {
+        await get(await listen(server), '/');
+        await closed.promise;
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.deepEqual(calls.sort(), ['first', 'second']);
+      } finally {
+        await closeServer(server);
+      }
+    });
+  });
+
+  describe('when an HTTP/2 stream is cancelled', () => {
+    it("should call it once, though 'finish' and 'close' both fire", async () => {
+      const calls: boolean[] = [];
+      const events: string[] = [];
+      const watch = createResponseEndHook<Http2ServerResponse>((res) => calls.push(res.writableEnded));
+      const entered = deferred();
+      const closed = deferred();
+      const server = createHttp2Server((_req, res) => {
+        watch(res);
+        res.on('finish', () => events.push('finish'));
+        res.on('close', () => {
+          events.push('close');
+          closed.resolve();
+        });
+        entered.resolve();
+      });
+      const port = await new Promise<number>((resolve) =>
+        server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
+      );
+      const session = connectHttp2(`http://127.0.0.1:${port}`);
+      session.on('error', () => {});
+      try {
+        const stream = session.request({ ':path': '/cancel' });
+        stream.on('error', () => {});
+        stream.end();
+        await entered.promise;
+        stream.close(http2Constants.NGHTTP2_CANCEL);
+        await closed.promise;
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.deepEqual(events.sort(), ['close', 'finish']);
+        assert.deepEqual(calls, [false]);
+      } finally {
+        session.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  });
+});
