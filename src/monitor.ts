@@ -331,8 +331,10 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
   /** Bytes written on this socket since the previous response on it ended; 0 where unknown. Never throws. */
   private bytesSincePrevious(socket: (SocketLike & Record<symbol, unknown>) | undefined): number {
     try {
-      if (!socket || typeof socket.bytesWritten !== 'number') return 0;
+      if (socket === undefined) return 0;
+      // One read: the getter copies the socket's write buffer each time.
       const written = socket.bytesWritten;
+      if (typeof written !== 'number') return 0;
       const bytes = written - ((socket[this.txKey] as number | undefined) ?? 0);
       socket[this.txKey] = written;
       return bytes;

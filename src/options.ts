@@ -4,6 +4,7 @@
  * the request path.
  */
 import { isAbsolute, resolve } from 'node:path';
+import { parseStatsAddress, type StatsAddress } from './server/address.js';
 
 /** Options shared by every adapter. */
 export interface WsgiStatusOptions {
@@ -42,6 +43,28 @@ export interface WsgiStatusOptions {
    * @default true
    */
   recordRequest?: boolean;
+  /**
+   * Serve the document like uWSGI's `--stats`: a unix socket path, or
+   * `host:port` / `:port` / `[v6]:port` for TCP (`:port` listens on every
+   * interface, as in uWSGI; the document shows paths and pids, so prefer
+   * `127.0.0.1`). In a node:cluster every worker listens on the same address
+   * and node:cluster shares one socket; whichever worker answers serves the
+   * merged document. Listen failures go to `onError` once; the app keeps serving.
+   * @default undefined (no stats server)
+   * @example
+   * app.use(wsgiStatus('/dev/shm/app-status.json', { stats: '/run/app/stats.sock' }));
+   */
+  stats?: string;
+  /**
+   * Answer HTTP on the `stats` address instead of the raw document (uWSGI's `--stats-http`).
+   * @default false
+   */
+  statsHttp?: boolean;
+  /**
+   * File mode of the `stats` unix socket.
+   * @default 0o660
+   */
+  statsMode?: number;
 }
 
 /** Options with every default filled in. */
@@ -53,9 +76,22 @@ export interface ResolvedOptions {
   staleAfter: number;
   workerId: number | null;
   recordRequest: boolean;
+  stats: StatsAddress | null;
+  statsHttp: boolean;
+  statsMode: number;
 }
 
-const KNOWN = new Set(['interval', 'mode', 'onError', 'staleAfter', 'workerId', 'recordRequest']);
+const KNOWN = new Set([
+  'interval',
+  'mode',
+  'onError',
+  'staleAfter',
+  'workerId',
+  'recordRequest',
+  'stats',
+  'statsHttp',
+  'statsMode',
+]);
 
 function integerIn(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {
@@ -109,6 +145,11 @@ export function resolveOptions(path: unknown, options: unknown = {}, extraKeys: 
   if (given.recordRequest !== undefined && typeof given.recordRequest !== 'boolean') {
     throw new TypeError(`wsgi-status: option "recordRequest" must be a boolean, got ${describe(given.recordRequest)}`);
   }
+  const stats = given.stats === undefined ? null : parseStatsAddress(given.stats, 'stats');
+  if (given.statsHttp !== undefined && typeof given.statsHttp !== 'boolean') {
+    throw new TypeError(`wsgi-status: option "statsHttp" must be a boolean, got ${describe(given.statsHttp)}`);
+  }
+  const statsMode = given.statsMode === undefined ? 0o660 : integerIn('statsMode', given.statsMode, 0, 0o777);
   return {
     path: file,
     interval,
@@ -117,5 +158,8 @@ export function resolveOptions(path: unknown, options: unknown = {}, extraKeys: 
     staleAfter,
     workerId,
     recordRequest: given.recordRequest ?? true,
+    stats,
+    statsHttp: given.statsHttp ?? false,
+    statsMode,
   };
 }
