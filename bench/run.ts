@@ -9,7 +9,7 @@
  * is taken against the bare server of the same round, and medians reported
  * with min–max.
  *
- * Environment: BENCH_ROUNDS (default 5), BENCH_SECONDS per load (default 3),
+ * Environment: BENCH_ROUNDS (default 12), BENCH_SECONDS per load (default 2),
  * BENCH_CONNECTIONS (default 32), BENCH_FRAMEWORKS (comma list),
  * BENCH_MEMORY_REQUESTS (default 1,000,000; 0 skips), BENCH_OUT (markdown file,
  * default bench/RESULTS.md).
@@ -19,10 +19,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { profileShare } from './profile.ts';
 import { measureTicks } from './ticks.ts';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? 1_000_000);
 const OUT = process.env.BENCH_OUT ?? join(import.meta.dirname, 'RESULTS.md');
@@ -51,11 +52,17 @@ interface Running {
   stop(): void;
 }
 
+/** How to start a server process: pinned to core 0 where taskset exists. */
+function serverExec(nodeArgs: string[]): { execPath: string; execArgv: string[] } {
+  return hasTaskset
+    ? { execPath: 'taskset', execArgv: ['-c', '0', process.execPath, '--import', 'tsx', ...nodeArgs] }
+    : { execPath: process.execPath, execArgv: ['--import', 'tsx', ...nodeArgs] };
+}
+
 /** Starts one server process (on core 0 where possible) and waits for its port. */
 async function startServer(framework: string, variant: string, nodeArgs: string[] = []): Promise<Running> {
   const child = fork(join(import.meta.dirname, 'server.ts'), [framework, variant], {
-    execPath: hasTaskset ? 'taskset' : process.execPath,
-    execArgv: hasTaskset ? ['-c', '0', process.execPath, '--import', 'tsx', ...nodeArgs] : ['--import', 'tsx', ...nodeArgs],
+    ...serverExec(nodeArgs),
     env: { ...process.env, BENCH_DIR: benchDir, NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -100,9 +107,8 @@ function load(port: number, options: { seconds?: number; amount?: number }): Pro
       {
         url: `http://127.0.0.1:${port}/`,
         connections: CONNECTIONS,
-        duration: options.seconds,
-        amount: options.amount,
         pipelining: 1,
+        ...(options.amount === undefined ? { duration: options.seconds } : { amount: options.amount }),
       },
       (error, result) => {
         if (error) reject(error);
@@ -183,8 +189,9 @@ async function benchFramework(framework: string): Promise<Row[]> {
   const servers = new Map<string, Running>();
   for (const variant of variants) servers.set(variant, await startServer(framework, variant));
   try {
-    // Warm-up: JIT, connection pools, first ticks.
-    for (const variant of variants) await load(servers.get(variant)!.port, { seconds: 1 });
+    // Warm-up until V8 has optimised the request path: the first seconds of a
+    // fresh process cost up to twice the steady state.
+    for (const variant of variants) await load(servers.get(variant)!.port, { seconds: 4 });
     const samples = new Map<string, Sample[]>(variants.map((variant) => [variant, []]));
     for (let round = 0; round < ROUNDS; round++) {
       // Rotate the order each round so no variant always runs first or last.
@@ -254,7 +261,18 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const framework of selected) {
     process.stderr.write(`${framework}\n`);
-    rows.push(...(await benchFramework(framework)));
+    const measured = await benchFramework(framework);
+    for (const row of measured) {
+      process.stderr.write(
+        `  ${row.variant}: ${row.cpu.toFixed(1)} µs/request, × bare ${row.ratio.toFixed(3)} (${row.ratioMin.toFixed(3)}–${row.ratioMax.toFixed(3)})\n`,
+      );
+    }
+    rows.push(...measured);
+  }
+  const shares = new Map<string, number>();
+  for (const framework of selected) {
+    process.stderr.write(`profile ${framework}\n`);
+    shares.set(framework, await profileShare(framework, (port, seconds) => load(port, { seconds }), serverExec));
   }
   process.stderr.write('status-file ticks\n');
   const ticks = await measureTicks([1, 4, 8]);
@@ -269,7 +287,7 @@ async function main(): Promise<void> {
     const isUs = row.variant === 'wsgi-status';
     const target = isUs ? `≤ ${TARGET[row.framework]} ${row.ratio <= TARGET[row.framework] ? '✅' : '❌'}` : '';
     lines.push(
-      `| ${row.framework} | ${isUs ? '**wsgi-status**' : row.variant} | ${fmt(row.cpu, 1)} | ${fmt(row.ratio)} (${fmt(row.ratioMin)}–${fmt(row.ratioMax)}) | ${Math.round(row.rps)} | ${row.p99} | ${target} |`,
+      `| ${row.framework} | ${isUs ? '**wsgi-status**' : row.variant} | ${fmt(row.cpu, 1)} | ${fmt(row.ratio)} (${fmt(row.ratioMin)}–${fmt(row.ratioMax)}) | ${Math.round(row.rps)} | ${fmt(row.p99, 2)} | ${target} |`,
     );
   }
   lines.push('');
@@ -279,6 +297,12 @@ async function main(): Promise<void> {
     return `${framework}: ${peers.every((p) => p.ratio > ours.ratio) ? 'below every peer ✅' : 'NOT below every peer ❌'}`;
   });
   lines.push(`Overhead against the peers, same run: ${peersBeaten.join('; ')}.`, '');
+  lines.push(
+    "Share of the wsgi-status server's busy CPU spent in wsgi-status code (V8 CPU profile, same load; inclusive of the listeners it registers and the ticks): " +
+      [...shares].map(([framework, share]) => `${framework} ${(share * 100).toFixed(2)}%`).join(', ') +
+      '.',
+    '',
+  );
   lines.push('| processes sharing the file | CPU ms per tick (median) | p99 | wall ms per tick (median) | target |');
   lines.push('|---:|---:|---:|---:|---|');
   for (const tick of ticks) {

@@ -7,7 +7,7 @@
  *
  * Environment: PORT (default 3000), STATUS_FILE (default
  * /dev/shm/wsgi-status-example.json, or the temp dir where /dev/shm is
- * missing), WORKERS (default 4).
+ * missing), WORKERS (default 4), STATS_SOCKET (a stats socket, default none).
  *
  * Kill a worker with `kill -9 <pid>`: the primary forks a replacement, which
  * takes over the same slot (`id`), counters included, with `respawn_count` + 1.
@@ -47,7 +47,8 @@ if (cluster.isPrimary) {
 } else {
   const app = express();
   // First, so it sees every request.
-  const status = wsgiStatus(statusFile);
+  // STATS_SOCKET (say /run/app/stats.sock): every worker serves the merged document on one shared socket.
+  const status = wsgiStatus(statusFile, { stats: process.env.STATS_SOCKET });
   app.use(status);
   app.get('/', (_req, res) => res.send(`hello from ${process.pid}\n`));
   app.get('/slow', (_req, res) => setTimeout(() => res.send('slow\n'), 2000));

@@ -1,13 +1,10 @@
-// node:http: wrap a handler, or instrument any http.Server (Hapi's server.listener,
-// a Nest or Next.js custom server) with instrument(server, path).
-//   npm run build && node examples/http.js   (PORT, STATUS_FILE from the environment)
 import { createServer } from 'node:http';
 import { wrap } from 'wsgi-status/http';
 
-const statusFile = process.env.STATUS_FILE ?? '/dev/shm/app-status.json';
-const handler = wrap((_req, res) => res.end('hello\n'), statusFile);
+// A handler that throws or rejects is counted in `exceptions`; the error goes on as before.
+const handler = wrap((req, res) => res.end('hello\n'), process.env.STATUS_FILE ?? '/dev/shm/app-status.json');
 
-const server = createServer(handler).listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
-  console.log(`listening on http://127.0.0.1:${server.address().port}/, status file ${statusFile}`);
+const server = createServer(handler).listen(process.env.PORT ?? 3000, '127.0.0.1', () => {
+  console.log(`listening on http://127.0.0.1:${server.address().port}/`);
 });
 process.on('SIGTERM', () => server.close(() => handler.close()));

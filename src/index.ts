@@ -25,4 +25,6 @@ export {
   type WsgiStatusMonitorEvents,
 } from './monitor.js';
 export type { WsgiStatusOptions } from './options.js';
+export type { DocumentProvider } from './server/providers.js';
+export { StatsListenError, StatsServer, type StatsServerOptions } from './server/stats-server.js';
 export { VERSION } from './version.js';

@@ -118,9 +118,9 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     this.watchEnd = createResponseEndHook<ResponseLike>((res) => this.end(res));
     this.delay = monitorEventLoopDelay({ resolution: 20 });
     this.delay.enable();
-    // A crash or signal exit leaves the slot to be pruned by others; a clean
-    // exit removes it at once. signal-exit re-raises a signal when the app has
-    // no handler of its own, so the process still dies the way it would have.
+    // A clean exit, or death by a signal the app does not handle, removes the
+    // slot at once: signal-exit then re-raises the signal, so the process dies
+    // the way it would have. A crash or kill -9 leaves it to the others' pruning.
     this.removeExitHook = onExit(() => this.removeSlotSync());
     // Jitter the first tick so workers forked together do not collide on the lock.
     this.schedule(Math.floor(Math.random() * interval));

@@ -5,9 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { get, readStatus, tempDir, waitForStatus } from './helpers.ts';
+import { get, readStatus, sleep, tempDir, waitForStatus } from './helpers.ts';
 
 const examples = new URL('../examples/', import.meta.url).pathname;
 
@@ -41,7 +44,7 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 }
 
 describe('examples/', () => {
-  for (const file of ['express.js', 'koa.js', 'fastify.js', 'http.js']) {
+  for (const file of ['express.js', 'koa.js', 'fastify.js', 'http.js', 'instrument.js']) {
     describe(`when ${file} runs`, () => {
       it('should count a request in its status file and remove its slot on SIGTERM', async (t) => {
         const { dir, cleanup } = tempDir();
@@ -64,3 +67,112 @@ describe('examples/', () => {
     });
   }
 });
+
+describe('examples/cluster.js', () => {
+  it('should run its workers in one status file and on one stats socket, and remove every slot on SIGTERM', async (t) => {
+    const { dir, cleanup } = tempDir();
+    const statusFile = join(dir, 'status.json');
+    const statsSocket = join(dir, 'stats.sock');
+    const port = await freePort();
+    const primary = spawn(process.execPath, [join(examples, 'cluster.js')], {
+      env: { ...process.env, PORT: String(port), STATUS_FILE: statusFile, STATS_SOCKET: statsSocket, WORKERS: '2' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.after(() => {
+      primary.kill('SIGKILL');
+      cleanup();
+    });
+    const document = await waitForStatus(statusFile, (d) => d.workers.length === 2, 15_000);
+    assert.deepEqual(
+      document.workers.map((w) => w.id),
+      [1, 2],
+    );
+    assert.equal(document.pid, primary.pid, 'the primary is the supervisor');
+    for (let i = 0; i < 10; i++) assert.equal((await get(port, '/')).status, 200);
+    await waitForStatus(statusFile, (d) => d.workers.reduce((sum, w) => sum + w.requests, 0) === 10, 10_000);
+    const served = JSON.parse((await readStats(statsSocket)).toString()) as { workers: { pid: number }[] };
+    assert.deepEqual(served.workers.map((w) => w.pid).sort(), document.workers.map((w) => w.pid).sort());
+    primary.kill('SIGTERM');
+    assert.deepEqual(await exited(primary), { code: 0, signal: null });
+    assert.deepEqual(readStatus(statusFile).workers, []);
+  });
+});
+
+describe('examples/ecosystem.config.cjs', () => {
+  it('should run examples/cluster.js as 4 PM2 cluster instances with a graceful kill_timeout', async () => {
+    const { apps } = (await import('../examples/ecosystem.config.cjs')).default as {
+      apps: {
+        script: string;
+        cwd: string;
+        exec_mode: string;
+        instances: number;
+        kill_timeout: number;
+        env: Record<string, unknown>;
+      }[];
+    };
+    assert.equal(apps.length, 1);
+    assert.equal(apps[0].exec_mode, 'cluster');
+    assert.equal(apps[0].instances, 4);
+    assert.ok(apps[0].kill_timeout >= 3000);
+    assert.ok(existsSync(join(apps[0].cwd, apps[0].script)));
+    assert.ok(apps[0].env.STATUS_FILE);
+  });
+});
+
+describe('examples/demo.js (npm start)', () => {
+  it('should say where its file and socket are, show workers busy and idle, and leave nothing behind on Ctrl-C', async (t) => {
+    const demo = spawn(process.execPath, [join(examples, 'demo.js')], {
+      env: { ...process.env, DEMO_SECONDS: '60' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    t.after(() => demo.kill('SIGKILL'));
+    let output = '';
+    demo.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    demo.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    // The live view prints a frame a second; wait until workers were seen both busy and idle.
+    const deadline = Date.now() + 30_000;
+    while (!(/\bbusy\b/.test(frames(output)) && /\bidle\b/.test(frames(output)))) {
+      assert.ok(Date.now() < deadline, `no busy and idle workers in the live view:\n${output}`);
+      await sleep(200);
+    }
+    const statusFile = /status file: +(\S+)/.exec(output)?.[1];
+    const statsSocket = /stats socket: +(\S+)/.exec(output)?.[1];
+    assert.ok(statusFile && existsSync(statusFile), output);
+    assert.ok(statsSocket && existsSync(statsSocket), output);
+    const pids = readStatus(statusFile).workers.map((w) => w.pid);
+    assert.equal(pids.length, 4);
+    demo.kill('SIGINT'); // what Ctrl-C sends
+    assert.deepEqual(await exited(demo), { code: 0, signal: null }, output);
+    assert.match(output, /demo stopped after \d+ requests/);
+    assert.ok(!existsSync(dirname(statusFile)), 'the demo removes its directory');
+    for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} is still running`);
+  });
+});
+
+/** What the live view printed, after the demo's banner. */
+function frames(output: string): string {
+  return output.slice(output.indexOf('wsgi-status top'));
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function readStats(path: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    connect(path)
+      .on('data', (chunk: Buffer) => chunks.push(chunk))
+      .on('end', () => resolve(Buffer.concat(chunks)))
+      .on('error', reject);
+  });
+}
