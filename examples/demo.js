@@ -27,8 +27,7 @@ async function primary() {
   const statusFile = join(dir, 'status.json');
   const statsSocket = join(dir, 'stats.sock');
 
-  cluster.setupPrimary({ env: { ...process.env, STATUS_FILE: statusFile, STATS_SOCKET: statsSocket } });
-  for (let i = 0; i < workers; i++) cluster.fork();
+  for (let i = 0; i < workers; i++) cluster.fork({ STATUS_FILE: statusFile, STATS_SOCKET: statsSocket });
   // Workers listen on port 0: node:cluster gives them all the same port.
   const port = await new Promise((resolve) => cluster.once('listening', (_worker, address) => resolve(address.port)));
   await new Promise((resolve) => setTimeout(resolve, 300));

@@ -81,9 +81,9 @@ describe('examples/monitoring', () => {
   async function fetchDocument(uri: string): Promise<Record<string, unknown>> {
     let text: string;
     if (uri.startsWith('http://')) {
-      const { host, port } = new URL(uri);
+      const { hostname, host, port } = new URL(uri);
       const answer = (
-        await readRaw({ host, port: Number(port) }, { send: `GET / HTTP/1.0\r\nHost: ${host}\r\n\r\n` })
+        await readRaw({ host: hostname, port: Number(port) }, { send: `GET / HTTP/1.0\r\nHost: ${host}\r\n\r\n` })
       ).data.toString();
       assert.match(answer, /^HTTP\/1\.0 200 OK\r\n/);
       text = answer.slice(answer.indexOf('\r\n\r\n') + 4);
