@@ -32,6 +32,8 @@ export interface RequestLike {
   method?: string;
   url?: string;
   socket?: unknown;
+  /** 2 for an HTTP/2 request (its response's socket is the session's). */
+  httpVersionMajor?: number;
 }
 
 /** Something that listens: `http.Server`, `https.Server`, `http2` servers, `net.Server`. */
@@ -156,8 +158,9 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
       // Watch at once: nothing below may leave a begun request without its end (stuck "busy").
       this.watchEnd(res);
       // An HTTP/2 stream is detached from its session by the time it ends: keep the session's socket for `tx`.
-      const stream = (res as { stream?: { session?: { socket?: unknown } } }).stream;
-      if (stream !== undefined) tracked[this.socketKey] = stream.session?.socket;
+      if (req.httpVersionMajor === 2) {
+        tracked[this.socketKey] = (res as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket;
+      }
       if (this.options.recordRequest) this.current = req;
       const server = (req.socket as SocketLike | null | undefined)?.server;
       if (server !== this.lastServer) this.observeServer(server);
@@ -317,7 +320,9 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     try {
       const tracked = res as ResponseLike & Record<symbol, unknown>;
       const req = (res as { req?: RequestLike }).req;
-      const socket = (tracked[this.socketKey] ?? req?.socket) as (SocketLike & Record<symbol, unknown>) | undefined;
+      const socket = (req?.httpVersionMajor === 2 ? tracked[this.socketKey] : req?.socket) as
+        | (SocketLike & Record<symbol, unknown>)
+        | undefined;
       const bytes = this.bytesSincePrevious(socket);
       const failed = res.statusCode >= 500 || tracked[this.failedKey] === true;
       this.tracker.end(performance.now() - (tracked[this.startKey] as number), bytes, failed);
