@@ -204,6 +204,7 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     const base = assignment?.base;
     const current = tracker.inFlight > 0 ? this.current : null;
     const utilization = performance.eventLoopUtilization(this.eventLoop).utilization;
+    const memory = process.memoryUsage(); // one call for both figures
     return buildWorker({
       id: assignment?.id ?? 1,
       pid: process.pid,
@@ -212,9 +213,9 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
       deltaRequests: tracker.requests,
       exceptions: (base?.exceptions ?? 0) + tracker.exceptions,
       inFlight: tracker.inFlight,
-      rss: process.memoryUsage.rss(),
+      rss: memory.rss,
       vsz: readVirtualMemorySize(),
-      heapUsed: process.memoryUsage().heapUsed,
+      heapUsed: memory.heapUsed,
       runningTime: (base?.runningTime ?? 0) + tracker.runningTime,
       lastSpawn: Math.floor(performance.timeOrigin / 1000),
       respawnCount: assignment?.respawnCount ?? 1,
