@@ -37,7 +37,8 @@ const selected = (process.env.BENCH_FRAMEWORKS ?? Object.keys(FRAMEWORKS).join('
 const TARGET: Record<string, number> = { http: 1.05, express: 1.03, koa: 1.03, fastify: 1.03 };
 
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0 && cpus().length >= 2;
-const benchDir = mkdtempSync(join(tmpdir(), 'wsgi-status-bench-'));
+// Made by the pinned run only (main() re-runs this file under taskset first).
+let benchDir = '';
 
 interface Usage {
   cpuMicros: number;
@@ -258,6 +259,8 @@ async function main(): Promise<void> {
     });
     process.exit(result.status ?? 1);
   }
+  benchDir = mkdtempSync(join(tmpdir(), 'wsgi-status-bench-'));
+  process.on('exit', () => rmSync(benchDir, { recursive: true, force: true }));
   const rows: Row[] = [];
   for (const framework of selected) {
     process.stderr.write(`${framework}\n`);
@@ -322,7 +325,6 @@ async function main(): Promise<void> {
   const markdown = `${lines.join('\n')}\n`;
   writeFileSync(OUT, markdown);
   process.stdout.write(markdown);
-  rmSync(benchDir, { recursive: true, force: true });
 }
 
 await main();
