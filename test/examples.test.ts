@@ -6,11 +6,10 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { get, readStatus, sleep, tempDir, waitForStatus } from './helpers.ts';
+import { freePort, get, readStatus, sleep, tempDir, waitForStatus } from './helpers.ts';
+import { readRaw } from './stats-helpers.ts';
 
 const examples = new URL('../examples/', import.meta.url).pathname;
 
@@ -90,7 +89,7 @@ describe('examples/cluster.js', () => {
     assert.equal(document.pid, primary.pid, 'the primary is the supervisor');
     for (let i = 0; i < 10; i++) assert.equal((await get(port, '/')).status, 200);
     await waitForStatus(statusFile, (d) => d.workers.reduce((sum, w) => sum + w.requests, 0) === 10, 10_000);
-    const served = JSON.parse((await readStats(statsSocket)).toString()) as { workers: { pid: number }[] };
+    const served = JSON.parse((await readRaw({ path: statsSocket })).data.toString()) as { workers: { pid: number }[] };
     assert.deepEqual(served.workers.map((w) => w.pid).sort(), document.workers.map((w) => w.pid).sort());
     primary.kill('SIGTERM');
     assert.deepEqual(await exited(primary), { code: 0, signal: null });
@@ -156,23 +155,4 @@ describe('examples/demo.js (npm start)', () => {
 /** What the live view printed, after the demo's banner. */
 function frames(output: string): string {
   return output.slice(output.indexOf('wsgi-status top'));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function readStats(path: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    connect(path)
-      .on('data', (chunk: Buffer) => chunks.push(chunk))
-      .on('end', () => resolve(Buffer.concat(chunks)))
-      .on('error', reject);
-  });
 }

@@ -8,24 +8,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { instrument } from '../src/adapters/http.ts';
-import { closeServer, get, listen, tempDir, waitForStatus } from './helpers.ts';
+import { closeServer, freePort, get, listen, tempDir, waitForStatus } from './helpers.ts';
 import { Children, readRaw, runCli, strictDecode } from './stats-helpers.ts';
 
 const monitoring = new URL('../examples/monitoring/', import.meta.url).pathname;
 const read = (name: string) => readFileSync(join(monitoring, name), 'utf8');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('examples/monitoring', () => {
   const { dir, cleanup } = tempDir();
