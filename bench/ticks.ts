@@ -1,11 +1,13 @@
 /**
  * The cost of one status-file tick (lock + read + merge + atomic write +
  * unlock) when N processes share the file: each process runs its own
- * monitor and ticks every 50 ms; CPU time per tick comes from
- * process.cpuUsage() around each tick.
+ * monitor and ticks every 25–75 ms; CPU time per tick comes from
+ * process.cpuUsage() around each tick. Measured on each file system a
+ * status file is likely to live on: tmpfs (/dev/shm, as README advises)
+ * and the disk under the temporary directory.
  */
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,6 +15,8 @@ const TICKS = 100;
 const EVERY_MS = 50;
 
 export interface TickCost {
+  /** Where the file was: the directory and its file system. */
+  where: string;
   processes: number;
   cpuMedian: number;
   cpuP99: number;
@@ -43,25 +47,57 @@ async function child(file: string): Promise<void> {
   process.send?.({ cpu, wall });
 }
 
-export async function measureTicks(counts: number[]): Promise<TickCost[]> {
+/** Directories to measure in: /dev/shm where it is a tmpfs, and the temporary directory. */
+export function tickDirectories(): string[] {
+  const directories = [tmpdir()];
+  if (existsSync('/dev/shm') && fileSystemOf('/dev/shm') === 'tmpfs' && tmpdir() !== '/dev/shm') directories.unshift('/dev/shm');
+  return directories;
+}
+
+const FILE_SYSTEMS: Record<number, string> = {
+  16914836: 'tmpfs',
+  61267: 'ext4',
+  1481003842: 'xfs',
+  2435016766: 'btrfs',
+  2035054128: 'overlayfs',
+};
+
+function fileSystemOf(directory: string): string {
+  try {
+    const type = statfsSync(directory).type;
+    return FILE_SYSTEMS[type] ?? `0x${type.toString(16)}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function measureTicks(counts: number[], directories = tickDirectories()): Promise<TickCost[]> {
   const results: TickCost[] = [];
-  for (const processes of counts) {
-    const dir = mkdtempSync(join(tmpdir(), 'wsgi-status-ticks-'));
-    const file = join(dir, 'status.json');
-    const runs = Array.from(
-      { length: processes },
-      () =>
-        new Promise<{ cpu: number[]; wall: number[] }>((resolve, reject) => {
-          const worker = fork(import.meta.filename, ['--tick-child', file], { execArgv: ['--import', 'tsx'] });
-          worker.on('message', (message) => resolve(message as { cpu: number[]; wall: number[] }));
-          worker.on('exit', (code) => code !== 0 && reject(new Error(`tick child exited with ${code}`)));
-        }),
-    );
-    const samples = await Promise.all(runs);
-    const cpu = samples.flatMap((s) => s.cpu);
-    const wall = samples.flatMap((s) => s.wall);
-    results.push({ processes, cpuMedian: quantile(cpu, 0.5), cpuP99: quantile(cpu, 0.99), wallMedian: quantile(wall, 0.5) });
-    rmSync(dir, { recursive: true, force: true });
+  for (const directory of directories) {
+    for (const processes of counts) {
+      const dir = mkdtempSync(join(directory, 'wsgi-status-ticks-'));
+      const file = join(dir, 'status.json');
+      const runs = Array.from(
+        { length: processes },
+        () =>
+          new Promise<{ cpu: number[]; wall: number[] }>((resolve, reject) => {
+            const worker = fork(import.meta.filename, ['--tick-child', file], { execArgv: ['--import', 'tsx'] });
+            worker.on('message', (message) => resolve(message as { cpu: number[]; wall: number[] }));
+            worker.on('exit', (code) => code !== 0 && reject(new Error(`tick child exited with ${code}`)));
+          }),
+      );
+      const samples = await Promise.all(runs);
+      const cpu = samples.flatMap((s) => s.cpu);
+      const wall = samples.flatMap((s) => s.wall);
+      results.push({
+        where: `${directory} (${fileSystemOf(directory)})`,
+        processes,
+        cpuMedian: quantile(cpu, 0.5),
+        cpuP99: quantile(cpu, 0.99),
+        wallMedian: quantile(wall, 0.5),
+      });
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
   return results;
 }

@@ -10,6 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { onExit } from 'signal-exit';
 import { buildDocument, buildWorker, type ListenAddress, type UwsgiDocument, type UwsgiWorker } from './model/document.js';
 import { formatUwsgiJson } from './model/format.js';
@@ -21,7 +22,7 @@ import { coalesce, createStatusFileProvider } from './server/providers.js';
 import { StatsServer } from './server/stats-server.js';
 import { isProcessAlive, reconcile, retire, type SlotAssignment } from './store/slots.js';
 import { StatusFile } from './store/status-file.js';
-import { defaultBacklog, measureListenQueues, nameAddress, readVirtualMemorySize } from './system/proc.js';
+import { defaultBacklog, measureListenQueues, nameAddress, readMemorySize } from './system/proc.js';
 import { detectProcessRole, type ProcessRole } from './system/process-role.js';
 import { VERSION } from './version.js';
 
@@ -214,7 +215,7 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     const base = assignment?.base;
     const current = tracker.inFlight > 0 ? this.current : null;
     const utilization = performance.eventLoopUtilization(this.eventLoop).utilization;
-    const memory = process.memoryUsage(); // one call for both figures
+    const memory = readMemorySize();
     return buildWorker({
       id: assignment?.id ?? 1,
       pid: process.pid,
@@ -224,8 +225,8 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
       exceptions: (base?.exceptions ?? 0) + tracker.exceptions,
       inFlight: tracker.inFlight,
       rss: memory.rss,
-      vsz: readVirtualMemorySize(),
-      heapUsed: memory.heapUsed,
+      vsz: memory.vsz,
+      heapUsed: getHeapStatistics().used_heap_size,
       runningTime: (base?.runningTime ?? 0) + tracker.runningTime,
       lastSpawn: Math.floor(performance.timeOrigin / 1000),
       respawnCount: assignment?.respawnCount ?? 1,
@@ -394,7 +395,15 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
         current: this.assignment,
         own: this.tracker,
       },
-      { now, staleAfterMs: this.options.staleAfter, isAlive: isProcessAlive },
+      {
+        now,
+        staleAfterMs: this.options.staleAfter,
+        // Reading /proc for each worker was a fifth of a tick with 8 workers. A
+        // worker that wrote within two intervals was alive then; one that died
+        // since is caught by kill(pid, 0) once reaped, or by /proc as a zombie
+        // once its entry falls two intervals behind.
+        isAlive: (pid, silentMs) => isProcessAlive(pid, silentMs > 2 * this.options.interval),
+      },
     );
     this.assignment = reconciled.assignment;
     const workers = reconciled.others;

@@ -4,12 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
-import { buildWorker, type RetiredSlot, type UwsgiWorker } from '../src/model/document.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import { buildDocument, buildWorker, type RetiredSlot, type UwsgiWorker } from '../src/model/document.ts';
+import { formatUwsgiJson } from '../src/model/format.ts';
 import { type ParsedStatus, parseStatus } from '../src/model/parse.ts';
+import { WsgiStatusMonitor } from '../src/monitor.ts';
 import { isProcessAlive, type Liveness, reconcile, type SlotAssignment, type SlotClaimant } from '../src/store/slots.ts';
-import { sleep } from './helpers.ts';
+import { readStatus, sleep, tempDir } from './helpers.ts';
 
 const NOW = 1_800_000_000_000;
 const STALE = 10_000;
@@ -257,20 +260,64 @@ describe('isProcessAlive(pid)', () => {
     assert.equal(isProcessAlive(exited), false);
   });
 
-  it('should tell a zombie (dead, not reaped by its parent) gone', async (t) => {
-    // sh forks `sleep 0`, then becomes `sleep 5`, which never reaps it.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    t.after(() => parent.kill('SIGKILL'));
-    const pid = Number(
-      await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(String(chunk)))),
-    );
-    const stateOf = () => {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-      return stat.charAt(stat.lastIndexOf(')') + 2);
-    };
-    for (let i = 0; i < 200 && stateOf() !== 'Z'; i++) await sleep(10);
-    assert.equal(stateOf(), 'Z', 'the child became a zombie');
+  it('should tell a zombie (dead, not reaped by its parent) gone, unless told to skip the /proc read', async (t) => {
+    const pid = await zombie(t);
     assert.doesNotThrow(() => process.kill(pid, 0), 'a zombie still answers kill(pid, 0)');
     assert.equal(isProcessAlive(pid), false);
+    assert.equal(isProcessAlive(pid, false), true, 'kill(pid, 0) alone cannot tell');
   });
 });
+
+describe('a monitor meeting a zombie worker in the file', () => {
+  it('should keep its entry while it is fresh and drop it once it falls two intervals behind', async (t) => {
+    const pid = await zombie(t);
+    const { dir, cleanup } = tempDir();
+    const path = join(dir, 'status.json');
+    // A timer that never fires by itself: tick() stands for it, and nothing races the hand-written file.
+    const interval = 3_600_000;
+    const writeZombieEntry = (silentMs: number) => {
+      const entry = worker(7, pid, { requests: 5, lastUpdate: Date.now() - silentMs });
+      const header = { version: 'test', queues: new Map(), pid, uid: 0, gid: 0, cwd: '/' };
+      writeFileSync(path, formatUwsgiJson(buildDocument(header, [entry])));
+    };
+    const monitor = new WsgiStatusMonitor(path, { interval, onError: (error) => assert.fail(error) });
+    t.after(async () => {
+      await monitor.close();
+      cleanup();
+    });
+
+    writeZombieEntry(interval);
+    await monitor.tick();
+    assert.deepEqual(
+      readStatus(path)
+        .workers.map((w) => w.pid)
+        .sort(),
+      [pid, process.pid].sort(),
+      'an entry written one interval ago is not read from /proc',
+    );
+
+    writeZombieEntry(3 * interval); // still well within staleAfter (10 intervals)
+    await monitor.tick();
+    assert.deepEqual(
+      readStatus(path).workers.map((w) => w.pid),
+      [process.pid],
+      'an entry three intervals old: its pid is a zombie, so it is gone',
+    );
+  });
+});
+
+/** A dead, never-reaped process: sh forks `sleep 0`, then becomes `sleep 5`, which never reaps it. */
+async function zombie(t: TestContext): Promise<number> {
+  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => parent.kill('SIGKILL'));
+  const pid = Number(
+    await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(String(chunk)))),
+  );
+  const stateOf = () => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.charAt(stat.lastIndexOf(')') + 2);
+  };
+  for (let i = 0; i < 200 && stateOf() !== 'Z'; i++) await sleep(10);
+  assert.equal(stateOf(), 'Z', 'the child became a zombie');
+  return pid;
+}

@@ -14,8 +14,7 @@
  * blindly, i.e. the new holder's. So before writing and before releasing we
  * check that the directory is still the one proper-lockfile last stamped.
  */
-import { statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdirSync, realpathSync, rmdirSync, statSync, utimesSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
@@ -66,6 +65,46 @@ const internals = createRequire(import.meta.url)('proper-lockfile/lib/lockfile.j
   getLocks(): Record<string, ProperLock>;
 };
 
+type Callback<T> = (error: NodeJS.ErrnoException | null, result?: T) => void;
+
+/** Calls a synchronous fs function and hands its outcome to a node-style callback (outside the try, so a throwing callback is not reported as an fs error). */
+function settle<T>(operation: () => T, callback: Callback<T>): void {
+  let result: T;
+  try {
+    result = operation();
+  } catch (error) {
+    callback(error as NodeJS.ErrnoException);
+    return;
+  }
+  callback(null, result);
+}
+
+/**
+ * The file-system calls proper-lockfile makes (mkdir, stat, utimes, rmdir;
+ * realpath unused), done synchronously. Each is one syscall of a few
+ * microseconds on a local file system, where the default asynchronous
+ * graceful-fs forms cost a thread-pool round trip each: this halves the
+ * CPU time of taking and releasing the lock. It is what proper-lockfile's
+ * own lockSync() does; the retry timers stay asynchronous.
+ */
+const syncFs = {
+  mkdir: (path: string, callback: Callback<void>) => settle(() => mkdirSync(path), callback),
+  stat: (path: string, callback: Callback<ReturnType<typeof statSync>>) => settle(() => statSync(path), callback),
+  rmdir: (path: string, callback: Callback<void>) => settle(() => rmdirSync(path), callback),
+  utimes: (path: string, atime: Date, mtime: Date, callback: Callback<void>) =>
+    settle(() => utimesSync(path, atime, mtime), callback),
+  realpath: (path: string, callback: Callback<string>) => settle(() => realpathSync(path), callback),
+};
+
+/** The lock directory's mtime in milliseconds (proper-lockfile's precision), or null when it cannot be read. */
+function lockMtime(lockPath: string): number | null {
+  try {
+    return statSync(lockPath).mtime.getTime();
+  } catch {
+    return null;
+  }
+}
+
 function retryPlan(waitMs: number): {
   retries: number;
   minTimeout: number;
@@ -114,18 +153,17 @@ export async function withLock<T>(file: string, options: LockOptions, task: (loc
     realpath: false,
     stale: options.staleMs,
     retries: retryPlan(options.waitMs),
+    fs: syncFs,
     onCompromised: (error) => lost(lockLost(`the lock ${options.lockPath} was taken over while held`, error)),
   });
   const held = internals.getLocks()[key];
-  const ours = async (): Promise<boolean> => {
+  const ours = (): boolean => {
     if (held === undefined || held.released || internals.getLocks()[key] !== held) return false;
-    const info = await stat(options.lockPath).catch(() => null);
-    // Compared as proper-lockfile compares them: Date (millisecond) precision.
-    return info !== null && info.mtime.getTime() === held.mtime.getTime();
+    return lockMtime(options.lockPath) === held.mtime.getTime();
   };
   const lock: HeldLock = {
     assertHeld: async () => {
-      if (!(await ours())) throw lost(lockLost(`the lock ${options.lockPath} was taken over while held; write skipped`));
+      if (!ours()) throw lost(lockLost(`the lock ${options.lockPath} was taken over while held; write skipped`));
       // Others call the lock stale `staleMs` after its last refresh; keep a quarter of that as margin for the write.
       if (Date.now() - held.lastUpdate > (options.staleMs * 3) / 4) {
         throw lockLost(`the lock ${options.lockPath} was held too long (event loop blocked); write skipped`);
@@ -135,7 +173,7 @@ export async function withLock<T>(file: string, options: LockOptions, task: (loc
   try {
     return await task(lock);
   } finally {
-    if (await ours()) {
+    if (ours()) {
       settled = true;
       // A compromised lock rejects here; the lock is someone else's by then.
       await release().catch(() => undefined);
@@ -180,7 +218,7 @@ export function withLockSync<T>(file: string, options: LockOptions, task: () => 
     try {
       // Checked as in withLock: never remove a lock someone took over from us.
       const held = internals.getLocks()[resolve(file)];
-      if (held !== undefined && statSync(options.lockPath).mtime.getTime() === held.mtime.getTime()) release();
+      if (held !== undefined && lockMtime(options.lockPath) === held.mtime.getTime()) release();
     } catch {
       // Compromised or already gone: nothing of ours to release.
     }

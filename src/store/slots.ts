@@ -2,9 +2,9 @@
  * Which worker slot (uWSGI's `id`) a process owns, and what a slot carries
  * from the process that held it before. Pure functions over a parsed file.
  */
-import { readFileSync } from 'node:fs';
 import type { RetiredSlot, UwsgiWorker } from '../model/document.js';
 import type { ParsedStatus } from '../model/parse.js';
+import { readProcFile } from '../system/proc.js';
 
 /** Counters that belong to a slot, not to a process: they never go backwards when a worker restarts. */
 export interface SlotCounters {
@@ -59,8 +59,11 @@ export interface Liveness {
    * @default max(2 × staleAfterMs, 60000)
    */
   retainRetiredMs?: number;
-  /** Whether a process with this pid exists. */
-  isAlive: (pid: number) => boolean;
+  /**
+   * Whether the process with this pid is alive, given how long ago its
+   * entry was last written (a live writer refreshes it every interval).
+   */
+  isAlive: (pid: number, silentMs: number) => boolean;
 }
 
 const ZERO: SlotCounters = { requests: 0, exceptions: 0, tx: 0, runningTime: 0 };
@@ -101,7 +104,7 @@ export function reconcile(parsed: ParsedStatus, claimant: SlotClaimant, liveness
     const gone =
       worker.pid === claimant.pid
         ? claimant.current === null // our pid, but not ours: a predecessor whose pid we reused
-        : now - worker.last_update > liveness.staleAfterMs || !liveness.isAlive(worker.pid);
+        : now - worker.last_update > liveness.staleAfterMs || !liveness.isAlive(worker.pid, now - worker.last_update);
     if (worker.pid === claimant.pid && !gone) continue;
     if (!gone) others.push(worker);
     // A slot silent for longer than the retention is from an earlier life: nothing to carry.
@@ -147,23 +150,20 @@ export function reconcile(parsed: ParsedStatus, claimant: SlotClaimant, liveness
 /**
  * `process.kill(pid, 0)`: ESRCH means gone; EPERM means alive under another
  * user. A zombie (dead, not yet reaped by a busy or careless parent) still
- * answers, so on Linux its state in /proc decides.
+ * answers, so on Linux its state in /proc decides (skipped when
+ * `checkZombie` is false: the /proc read costs tens of microseconds).
  */
-export function isProcessAlive(pid: number): boolean {
+export function isProcessAlive(pid: number, checkZombie = true): boolean {
   try {
     process.kill(pid, 0);
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-  return !isZombie(pid);
+  return !(checkZombie && isZombie(pid));
 }
 
 /** `/proc/<pid>/stat` is `pid (comm) S ...`; comm may hold spaces and parentheses, so read after the last one. */
 function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.charAt(stat.lastIndexOf(')') + 2) === 'Z';
-  } catch {
-    return false;
-  }
+  const stat = readProcFile(`/proc/${pid}/stat`);
+  return stat !== null && stat.charAt(stat.lastIndexOf(')') + 2) === 'Z';
 }

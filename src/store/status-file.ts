@@ -37,6 +37,7 @@ const TEMP_SUFFIX = /^\.\d+$/;
 // Under the lock no other writer is mid-write, but one whose lock was taken
 // over (blocked event loop) may still be: leave young files alone.
 const ORPHAN_AGE_MS = 5000;
+const OWNER = process.getuid && process.getgid ? { uid: process.getuid(), gid: process.getgid() } : undefined;
 // At exit no event loop turns: wait for the lock only briefly (a holder keeps it for milliseconds).
 const EXIT_WAIT_MS = 250;
 
@@ -46,6 +47,8 @@ export class StatusFile {
   private readonly options: StatusFileOptions;
   /** True while this process's {@link update} holds the lock. */
   private holding = false;
+  /** The directory was there (or made) at the first update. */
+  private directoryReady = false;
 
   constructor(path: string, options: StatusFileOptions) {
     this.path = path;
@@ -78,6 +81,12 @@ export class StatusFile {
           this.holding = false;
         }
       });
+    if (!this.directoryReady) {
+      // Before the first lock: proper-lockfile retries every failed mkdir of
+      // the lock, ENOENT included, so a missing directory would cost a whole wait.
+      await mkdir(dirname(this.path), { recursive: true });
+      this.directoryReady = true;
+    }
     try {
       return await run();
     } catch (error) {
@@ -120,11 +129,12 @@ export class StatusFile {
 
   /**
    * No fsync: the file is rewritten every interval and rename alone keeps
-   * readers from seeing a partial file. No chown: keep the writer's owner.
-   * (`chown: false` is accepted by write-file-atomic but missing from its types.)
+   * readers from seeing a partial file. The writer's own owner: without an
+   * explicit `chown` (`false` counts as none) write-file-atomic stats the old
+   * file on every write to copy its owner.
    */
   private writeOptions(): writeFileAtomic.Options {
-    return { mode: this.options.mode, chown: false, fsync: false } as unknown as writeFileAtomic.Options;
+    return { mode: this.options.mode, chown: OWNER, fsync: false };
   }
 
   /** Temporary files of writers that were killed between write and rename. */
