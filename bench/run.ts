@@ -2,15 +2,22 @@
  * `npm run bench`: what wsgi-status costs, against bare servers, the floor
  * (an in-flight counter and one end listener) and the peers, all in one run.
  *
- * Each variant is its own server process pinned to core 0 (where `taskset`
- * exists); the load generator runs on core 1. Variants of a framework are
- * loaded interleaved (bare, wsgi-status, floor, peers, bare, ...) for several
- * rounds, so drift on this small shared machine hits them alike; every ratio
- * is taken against the bare server of the same round, and medians reported
- * with min–max.
+ * Each variant is its own server process, all pinned to core 0 (where
+ * `taskset` exists); the load generators run on core 1. The variants of a
+ * framework run side by side: each round loads every one of them at the same
+ * time, one load generator each, so whatever the shared machine does during
+ * a round (steal, frequency, a neighbour) hits them alike, and each server's
+ * CPU time per request is read from its own counters. Every ratio is taken
+ * against the bare server of the same round; medians are reported with min–max.
  *
- * Environment: BENCH_ROUNDS (default 12), BENCH_SECONDS per load (default 2),
- * BENCH_CONNECTIONS (default 32), BENCH_FRAMEWORKS (comma list),
+ * Why not one variant after the other: a Node server left idle for a few
+ * seconds after load (V8 shrinks its heap) then runs 25–30% slower or faster
+ * than one kept busy, and an A/A pair loaded in turns differed by up to ±35%
+ * per round here; side by side, after a shared warm-up, the same pair agrees
+ * within about ±5% per round and 2% in the median.
+ *
+ * Environment: BENCH_ROUNDS (default 15), BENCH_SECONDS per round (default 3),
+ * BENCH_CONNECTIONS per server (default 32), BENCH_FRAMEWORKS (comma list),
  * BENCH_MEMORY_REQUESTS (default 1,000,000; 0 skips), BENCH_OUT (markdown file,
  * default bench/RESULTS.md).
  */
@@ -22,8 +29,9 @@ import autocannon from 'autocannon';
 import { profileShare } from './profile.ts';
 import { measureTicks } from './ticks.ts';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const WARM_UP_SECONDS = 4;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? 1_000_000);
 const OUT = process.env.BENCH_OUT ?? join(import.meta.dirname, 'RESULTS.md');
@@ -153,18 +161,23 @@ interface Sample {
   p99: number;
 }
 
-async function measure(server: Running): Promise<Sample> {
-  const before = await server.usage();
+/** Loads every server at once for SECONDS, load generators started in `order`; one sample per server. */
+async function measureTogether(servers: Running[], order: number[]): Promise<Sample[]> {
+  const before = await Promise.all(servers.map((server) => server.usage()));
   const started = performance.now();
-  const result = await load(server.port, { seconds: SECONDS });
+  const loads: Promise<LoadResult>[] = [];
+  for (const index of order) loads[index] = load(servers[index].port, { seconds: SECONDS });
+  const results = await Promise.all(loads);
   const elapsed = (performance.now() - started) / 1000;
-  const after = await server.usage();
-  if (result.errors > 0) throw new Error(`${result.errors} failed requests`);
-  return {
-    cpuPerRequest: (after.cpuMicros - before.cpuMicros) / result.requests,
-    rps: result.requests / elapsed,
-    p99: result.p99,
-  };
+  const after = await Promise.all(servers.map((server) => server.usage()));
+  return results.map((result, index) => {
+    if (result.errors > 0) throw new Error(`${result.errors} failed requests`);
+    return {
+      cpuPerRequest: (after[index].cpuMicros - before[index].cpuMicros) / result.requests,
+      rps: result.requests / elapsed,
+      p99: result.p99,
+    };
+  });
 }
 
 const median = (values: number[]) => {
@@ -190,14 +203,17 @@ async function benchFramework(framework: string): Promise<Row[]> {
   const servers = new Map<string, Running>();
   for (const variant of variants) servers.set(variant, await startServer(framework, variant));
   try {
-    // Warm-up until V8 has optimised the request path: the first seconds of a
-    // fresh process cost up to twice the steady state.
-    for (const variant of variants) await load(servers.get(variant)!.port, { seconds: 4 });
+    const running = variants.map((variant) => servers.get(variant)!);
+    // Warm-up until V8 has optimised the request path (the first seconds of a
+    // fresh process cost up to twice the steady state), all at once so that
+    // none sits idle between its warm-up and the first round.
+    await Promise.all(running.map((server) => load(server.port, { seconds: WARM_UP_SECONDS })));
     const samples = new Map<string, Sample[]>(variants.map((variant) => [variant, []]));
     for (let round = 0; round < ROUNDS; round++) {
-      // Rotate the order each round so no variant always runs first or last.
-      const order = variants.map((_, i) => variants[(i + round) % variants.length]);
-      for (const variant of order) samples.get(variant)!.push(await measure(servers.get(variant)!));
+      // Rotate which load generator starts first, so none always has a head start.
+      const order = variants.map((_, i) => (i + round) % variants.length);
+      const measured = await measureTogether(running, order);
+      for (const [i, variant] of variants.entries()) samples.get(variant)!.push(measured[i]);
       process.stderr.write(`  ${framework} round ${round + 1}/${ROUNDS}\n`);
     }
     const bare = samples.get('bare')!;
@@ -247,7 +263,7 @@ function machine(): string {
   try {
     kernel = execFileSync('uname', ['-sr'], { encoding: 'utf8' }).trim();
   } catch {}
-  return `${cpus().length} × ${cpu}, ${kernel}, Node ${process.version}; server pinned to core 0 and load (${hasWrk ? 'wrk' : 'autocannon'}, ${CONNECTIONS} connections) to core 1: ${hasTaskset ? 'yes' : 'no (no taskset)'}`;
+  return `${cpus().length} × ${cpu}, ${kernel}, Node ${process.version}; servers pinned to core 0 and load (${hasWrk ? 'wrk' : 'autocannon'}) to core 1: ${hasTaskset ? 'yes' : 'no (no taskset)'}`;
 }
 
 async function main(): Promise<void> {
@@ -283,7 +299,10 @@ async function main(): Promise<void> {
   const memory = await benchMemory();
 
   const lines: string[] = [];
-  lines.push(`Command: \`npm run bench\` (${ROUNDS} interleaved rounds × ${SECONDS} s per variant). Machine: ${machine()}.`, '');
+  lines.push(
+    `Command: \`npm run bench\` (${ROUNDS} rounds × ${SECONDS} s, the variants of a framework loaded side by side on one core, ${CONNECTIONS} connections each). Machine: ${machine()}.`,
+    '',
+  );
   lines.push('| framework | variant | CPU µs/request | × bare (median, min–max) | req/s | p99 latency ms | target |');
   lines.push('|---|---|---:|---|---:|---:|---|');
   for (const row of rows) {

@@ -5,7 +5,14 @@ import { buildDocument, buildWorker, toUint, type WorkerSnapshot } from '../src/
 import { formatMinifiedJson, formatUwsgiJson } from '../src/model/format.ts';
 import { parseStatus } from '../src/model/parse.ts';
 import { RequestTracker } from '../src/model/tracker.ts';
-import { canonicalAddress, findListenQueue, parseProcNetTcp } from '../src/system/proc.ts';
+import {
+  canonicalAddress,
+  findListenQueue,
+  parseProcNetTcp,
+  readMemorySize,
+  readProcFile,
+  readVirtualMemorySize,
+} from '../src/system/proc.ts';
 import { VERSION } from '../src/version.ts';
 import { assertAllUint, jsonType } from './helpers.ts';
 
@@ -260,6 +267,27 @@ describe('/proc/net/tcp parsing', () => {
     assert.equal(canonicalAddress('[::1]'), '0000:0000:0000:0000:0000:0000:0000:0001');
     assert.equal(canonicalAddress('::ffff:127.0.0.1'), '0000:0000:0000:0000:0000:ffff:7f00:0001');
     assert.equal(canonicalAddress('/run/app.sock'), null);
+  });
+});
+
+describe('/proc readers', () => {
+  it('should read a small /proc file whole, and null for one that is missing', () => {
+    const stat = readProcFile('/proc/self/stat');
+    assert.ok(stat?.startsWith(`${process.pid} (`), String(stat));
+    assert.equal(readProcFile('/proc/self/cmdline'), readFileSync('/proc/self/cmdline', 'latin1'));
+    const status = readProcFile('/proc/self/status');
+    assert.match(status ?? '', /^VmSize:/m);
+    assert.match(status ?? '', /^voluntary_ctxt_switches:/m, 'the whole file, not a first chunk');
+    assert.equal(readProcFile('/proc/self/no-such-file'), null);
+  });
+
+  it("should give rss and vsz in bytes, agreeing with Node's rss and with VmSize", () => {
+    const memory = readMemorySize();
+    const rss = process.memoryUsage.rss();
+    assert.ok(Math.abs(memory.rss - rss) < rss * 0.1, `rss ${memory.rss} vs ${rss}`);
+    const vsz = readVirtualMemorySize();
+    assert.ok(Math.abs(memory.vsz - vsz) < 64 * 1024 * 1024, `vsz ${memory.vsz} vs VmSize ${vsz}`);
+    assert.equal(memory.vsz % 4096, 0, 'a whole number of pages');
   });
 });
 
