@@ -14,9 +14,12 @@
  * seconds after load (V8 shrinks its heap) then runs 25–30% slower or faster
  * than one kept busy, and an A/A pair loaded in turns differed by up to ±35%
  * per round here; side by side, after a shared warm-up, the same pair agrees
- * within about ±5% per round and 2% in the median.
+ * within about ±5% per round. What remains is per process (one can run a few
+ * percent off its twin for its whole life), so each framework is measured
+ * over several sets of fresh processes.
  *
- * Environment: BENCH_ROUNDS (default 15), BENCH_SECONDS per round (default 3),
+ * Environment: BENCH_SETS of fresh processes (default 4), BENCH_ROUNDS per set
+ * (default 5), BENCH_SECONDS per round (default 3),
  * BENCH_CONNECTIONS per server (default 32), BENCH_FRAMEWORKS (comma list),
  * BENCH_MEMORY_REQUESTS (default 1,000,000; 0 skips), BENCH_OUT (markdown file,
  * default bench/RESULTS.md).
@@ -29,7 +32,8 @@ import autocannon from 'autocannon';
 import { profileShare } from './profile.ts';
 import { measureTicks } from './ticks.ts';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
+const SETS = Number(process.env.BENCH_SETS ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const WARM_UP_SECONDS = 4;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
@@ -131,7 +135,7 @@ function loadWithWrk(port: number, seconds: number): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     execFile(
       'wrk',
-      ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`],
+      ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '30s', '--latency', `http://127.0.0.1:${port}/`],
       { encoding: 'utf8' },
       (error, stdout) => {
         if (error) return reject(error);
@@ -200,40 +204,48 @@ interface Row {
 
 async function benchFramework(framework: string): Promise<Row[]> {
   const variants = FRAMEWORKS[framework];
-  const servers = new Map<string, Running>();
-  for (const variant of variants) servers.set(variant, await startServer(framework, variant));
-  try {
-    const running = variants.map((variant) => servers.get(variant)!);
-    // Warm-up until V8 has optimised the request path (the first seconds of a
-    // fresh process cost up to twice the steady state), all at once so that
-    // none sits idle between its warm-up and the first round.
-    await Promise.all(running.map((server) => load(server.port, { seconds: WARM_UP_SECONDS })));
-    const samples = new Map<string, Sample[]>(variants.map((variant) => [variant, []]));
-    for (let round = 0; round < ROUNDS; round++) {
-      // Rotate which load generator starts first, so none always has a head start.
-      const order = variants.map((_, i) => (i + round) % variants.length);
-      const measured = await measureTogether(running, order);
-      for (const [i, variant] of variants.entries()) samples.get(variant)!.push(measured[i]);
-      process.stderr.write(`  ${framework} round ${round + 1}/${ROUNDS}\n`);
+  const samples = new Map<string, Sample[]>(variants.map((variant) => [variant, []]));
+  for (let set = 0; set < SETS; set++) {
+    // Fresh processes for every set, started in a rotated order: one process
+    // can run a few percent faster or slower than its twin for its whole life
+    // (what V8 happened to optimise, where its memory landed), so a variant is
+    // judged over several processes, not one.
+    const servers: Running[] = [];
+    try {
+      for (let i = 0; i < variants.length; i++) {
+        const index = (i + set) % variants.length;
+        servers[index] = await startServer(framework, variants[index]);
+      }
+      // Warm-up until V8 has optimised the request path (the first seconds of
+      // a fresh process cost up to twice the steady state), all at once so
+      // that none sits idle between its warm-up and the first round.
+      await Promise.all(servers.map((server) => load(server.port, { seconds: WARM_UP_SECONDS })));
+      for (let round = 0; round < ROUNDS; round++) {
+        // Rotate which load generator starts first, so none always has a head start.
+        const order = variants.map((_, i) => (i + round) % variants.length);
+        const measured = await measureTogether(servers, order);
+        for (const [i, variant] of variants.entries()) samples.get(variant)!.push(measured[i]);
+        process.stderr.write(`  ${framework} set ${set + 1}/${SETS} round ${round + 1}/${ROUNDS}\n`);
+      }
+    } finally {
+      for (const server of servers) server?.stop();
     }
-    const bare = samples.get('bare')!;
-    return variants.map((variant) => {
-      const mine = samples.get(variant)!;
-      const ratios = mine.map((sample, round) => sample.cpuPerRequest / bare[round].cpuPerRequest);
-      return {
-        framework,
-        variant,
-        cpu: median(mine.map((s) => s.cpuPerRequest)),
-        rps: median(mine.map((s) => s.rps)),
-        p99: median(mine.map((s) => s.p99)),
-        ratio: median(ratios),
-        ratioMin: Math.min(...ratios),
-        ratioMax: Math.max(...ratios),
-      };
-    });
-  } finally {
-    for (const server of servers.values()) server.stop();
   }
+  const bare = samples.get('bare')!;
+  return variants.map((variant) => {
+    const mine = samples.get(variant)!;
+    const ratios = mine.map((sample, i) => sample.cpuPerRequest / bare[i].cpuPerRequest);
+    return {
+      framework,
+      variant,
+      cpu: median(mine.map((s) => s.cpuPerRequest)),
+      rps: median(mine.map((s) => s.rps)),
+      p99: median(mine.map((s) => s.p99)),
+      ratio: median(ratios),
+      ratioMin: Math.min(...ratios),
+      ratioMax: Math.max(...ratios),
+    };
+  });
 }
 
 /** RSS and heap of a wsgi-status server after 10,000 and after MEMORY_REQUESTS requests, after a GC each time. */
@@ -300,7 +312,7 @@ async function main(): Promise<void> {
 
   const lines: string[] = [];
   lines.push(
-    `Command: \`npm run bench\` (${ROUNDS} rounds × ${SECONDS} s, the variants of a framework loaded side by side on one core, ${CONNECTIONS} connections each). Machine: ${machine()}.`,
+    `Command: \`npm run bench\` (${SETS} sets of fresh processes × ${ROUNDS} rounds × ${SECONDS} s; the variants of a framework loaded side by side on one core, ${CONNECTIONS} connections each). Machine: ${machine()}.`,
     '',
   );
   lines.push('| framework | variant | CPU µs/request | × bare (median, min–max) | req/s | p99 latency ms | target |');

@@ -724,6 +724,21 @@ function comparable(response: ClientResponse) {
   return { status: response.status, headers, body: response.body };
 }
 
+/**
+ * After a client hung up: the request is counted once and the worker idle;
+ * `late()` (the handler writing to the gone response) changes neither.
+ */
+async function assertCountedOnceAfterAbort(app: Running, before: UwsgiWorker, late: () => void): Promise<void> {
+  const after = await settled(app, before.requests + 1);
+  assert.equal(after.requests - before.requests, 1);
+  assertIdle(after);
+  late();
+  await sleep(100);
+  const later = await current(app);
+  assert.equal(later.requests, after.requests);
+  assertIdle(later);
+}
+
 function assertIdle(worker: UwsgiWorker): void {
   assert.equal(worker.status, 'idle');
   assert.equal(worker.in_flight, 0);
@@ -840,15 +855,8 @@ describe('wsgi-status in every framework', { concurrency: 3 }, () => {
           assert.equal(busy.in_flight, 1);
           assert.equal(busy.uri, '/hold');
           pending.abort();
-          const after = await settled(running, before.requests + 1);
-          assert.equal(after.requests - before.requests, 1);
-          assertIdle(after);
           // The handler now answers a response that is gone.
-          control.release();
-          await sleep(100);
-          const later = await current(running);
-          assert.equal(later.requests, after.requests);
-          assertIdle(later);
+          await assertCountedOnceAfterAbort(running, before, () => control.release());
         });
       });
 
@@ -862,14 +870,7 @@ describe('wsgi-status in every framework', { concurrency: 3 }, () => {
           await until(() => pending.body().includes('first half'), 'the first chunk');
           assert.equal((await current(running)).status, 'busy');
           pending.abort();
-          const after = await settled(running, before.requests + 1);
-          assert.equal(after.requests - before.requests, 1);
-          assertIdle(after);
-          stream.end('second half, to nobody\n');
-          await sleep(100);
-          const later = await current(running);
-          assert.equal(later.requests, after.requests);
-          assertIdle(later);
+          await assertCountedOnceAfterAbort(running, before, () => stream.end('second half, to nobody\n'));
         });
       });
 

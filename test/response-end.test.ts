@@ -12,10 +12,15 @@ import {
 } from 'node:http2';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
-import { createResponseEndHook } from '../src/model/response-end.ts';
+import { onResponseEnd, type ResponseLike } from '../src/model/response-end.ts';
 import { closeServer, deferred, get, listen, sleep } from './helpers.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** `watch(res)` arranges for `listener(res)` at the end of `res`, as the monitor does. */
+function endWatcher<R extends ResponseLike>(listener: (res: R) => void): (res: R) => void {
+  return (res) => onResponseEnd(res, () => listener(res));
+}
 
 /** What the hook reported, one entry per call. */
 interface Call {
@@ -31,7 +36,7 @@ interface Call {
 async function start(handler: Handler): Promise<{ server: Server; port: number; calls: Call[]; closed: () => number }> {
   const calls: Call[] = [];
   let closed = 0;
-  const watch = createResponseEndHook<ServerResponse>((res) => {
+  const watch = endWatcher<ServerResponse>((res) => {
     calls.push({ url: res.req.url, writableEnded: res.writableEnded, statusCode: res.statusCode });
   });
   const server = createServer((req, res) => {
@@ -76,7 +81,7 @@ async function allClosed(harness: { closed: () => number }, count: number): Prom
   await new Promise((resolve) => setImmediate(resolve));
 }
 
-describe('createResponseEndHook(listener)', () => {
+describe('onResponseEnd(res, listener)', () => {
   describe('when a response finishes', () => {
     it('should call the listener once, after the response ended', async () => {
       const harness = await start((_req, res) => res.end('hello'));
@@ -231,8 +236,8 @@ describe('createResponseEndHook(listener)', () => {
   describe('when two hooks watch one response', () => {
     it('should call each once', async () => {
       const calls: string[] = [];
-      const first = createResponseEndHook<ServerResponse>(() => calls.push('first'));
-      const second = createResponseEndHook<ServerResponse>(() => calls.push('second'));
+      const first = endWatcher<ServerResponse>(() => calls.push('first'));
+      const second = endWatcher<ServerResponse>(() => calls.push('second'));
       const closed = deferred();
       const server = createServer((_req, res) => {
         first(res);
@@ -255,7 +260,7 @@ describe('createResponseEndHook(listener)', () => {
     it("should call it once, though 'finish' and 'close' both fire", async () => {
       const calls: boolean[] = [];
       const events: string[] = [];
-      const watch = createResponseEndHook<Http2ServerResponse>((res) => calls.push(res.writableEnded));
+      const watch = endWatcher<Http2ServerResponse>((res) => calls.push(res.writableEnded));
       const entered = deferred();
       const closed = deferred();
       const server = createHttp2Server((_req, res) => {

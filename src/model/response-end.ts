@@ -17,24 +17,7 @@ export interface ResponseLike {
   statusCode: number;
 }
 
-/** Called once per response, with the response as its argument. */
-export type ResponseEndListener<R extends ResponseLike> = (res: R) => void;
-
 /** Calls `listener` exactly once, when `res` ends. */
 export function onResponseEnd(res: ResponseLike, listener: () => void): void {
   res.on('close', listener);
-}
-
-/**
- * Creates a function that arranges for `listener(res)` to run exactly once
- * when `res` ends, with one shared listener function (no closure per
- * response). Call it once per response.
- */
-export function createResponseEndHook<R extends ResponseLike>(listener: ResponseEndListener<R>): (res: R) => void {
-  function onClose(this: R): void {
-    listener(this);
-  }
-  return function watch(res: R): void {
-    onResponseEnd(res, onClose);
-  };
 }
