@@ -14,6 +14,8 @@ const require = createRequire(import.meta.url);
 const [framework, variant] = process.argv.slice(2);
 const statusFile = join(process.env.BENCH_DIR ?? tmpdir(), `bench-${framework}-${variant}-${process.pid}.json`);
 const BODY = 'hello world';
+// bench:instructions writes the file once an hour: under valgrind a tick per second would weigh 50 times more.
+const options = process.env.BENCH_INTERVAL ? { interval: Number(process.env.BENCH_INTERVAL) } : undefined;
 
 /** The least any such middleware can do: an in-flight counter and one shared end listener. */
 let inFlight = 0;
@@ -64,13 +66,13 @@ async function build(): Promise<Server> {
         res.setHeader('content-type', 'text/plain');
         res.end(BODY);
       });
-      if (variant === 'wsgi-status') instrument(server, statusFile);
+      if (variant === 'wsgi-status') instrument(server, statusFile, options);
       return server;
     }
     case 'express': {
       const express = require('express') as typeof import('express');
       const app = express();
-      if (variant === 'wsgi-status') app.use(wsgiStatus(statusFile));
+      if (variant === 'wsgi-status') app.use(wsgiStatus(statusFile, options));
       if (variant === 'floor')
         app.use((_req, res, next) => {
           floorBegin(res);
@@ -86,7 +88,7 @@ async function build(): Promise<Server> {
     case 'koa': {
       const Koa = require('koa') as typeof import('koa');
       const app = new Koa();
-      if (variant === 'wsgi-status') app.use((await import('../src/adapters/koa.ts')).default(statusFile));
+      if (variant === 'wsgi-status') app.use((await import('../src/adapters/koa.ts')).default(statusFile, options));
       if (variant === 'floor')
         app.use((ctx, next) => {
           floorBegin(ctx.res);
@@ -109,7 +111,7 @@ async function build(): Promise<Server> {
       const Fastify = require('fastify') as typeof import('fastify').default;
       const app = Fastify({ logger: false });
       if (variant === 'wsgi-status')
-        await app.register((await import('../src/adapters/fastify.ts')).default, { path: statusFile });
+        await app.register((await import('../src/adapters/fastify.ts')).default, { path: statusFile, ...options });
       if (variant === 'floor')
         app.addHook('onRequest', (_request, reply, done) => {
           floorBegin(reply.raw);
