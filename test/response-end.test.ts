@@ -3,7 +3,7 @@
  * (keep-alive, pipelining, aborts, HTTP/2 cancels), against real servers and raw sockets.
  */
 import assert from 'node:assert/strict';
-import { Agent, createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
   connect as connectHttp2,
   createServer as createHttp2Server,
@@ -50,23 +50,6 @@ async function start(handler: Handler): Promise<{ server: Server; port: number; 
   return { server, port, calls, closed: () => closed };
 }
 
-/** A GET through `agent`, resolving with the body. */
-function getBody(port: number, path: string, agent: Agent): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        body += chunk;
-      });
-      res.on('end', () => resolve(body));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
@@ -103,7 +86,7 @@ describe('onResponseEnd(res, listener)', () => {
       harness.server.on('connection', () => connections++);
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       try {
-        for (const url of ['/a', '/b', '/c']) assert.equal(await getBody(harness.port, url, agent), url);
+        for (const url of ['/a', '/b', '/c']) assert.equal((await get(harness.port, url, { agent })).body, url);
         await allClosed(harness, 3);
         assert.equal(connections, 1);
         assert.deepEqual(
