@@ -82,19 +82,6 @@ export function readMemorySize(): MemorySize {
   return { rss: residentPages * pageSize, vsz: sizePages * pageSize };
 }
 
-/** Every listening TCP socket in this network namespace, with its accept queue. */
-export function readListenQueues(): ListenQueue[] {
-  return [...parseProcNetTcp(readText('/proc/net/tcp'), 4), ...parseProcNetTcp(readText('/proc/net/tcp6'), 6)];
-}
-
-function readText(path: string): string {
-  try {
-    return readFileSync(path, 'latin1');
-  } catch {
-    return '';
-  }
-}
-
 /** Parses the LISTEN rows of /proc/net/tcp or /proc/net/tcp6. Pure. */
 export function parseProcNetTcp(text: string, family: 4 | 6): ListenQueue[] {
   const rows: ListenQueue[] = [];
@@ -256,12 +243,8 @@ function readListenRowsUntil(family: 4 | 6, enough: (rows: ListenQueue[]) => boo
  */
 export function defaultBacklog(): number {
   if (backlog === undefined) {
-    try {
-      const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'latin1').trim());
-      backlog = somaxconn > 0 ? Math.min(511, somaxconn) : 511;
-    } catch {
-      backlog = 511;
-    }
+    const somaxconn = Number(readProcFile('/proc/sys/net/core/somaxconn')?.trim());
+    backlog = somaxconn > 0 ? Math.min(511, somaxconn) : 511;
   }
   return backlog;
 }
