@@ -19,11 +19,12 @@
  * BENCH_VARIANTS (default bare,floor,wsgi-status). Needs valgrind; takes
  * about 10 minutes on 2 cores (two variants at a time).
  */
-import { fork, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { forkServer } from './fork-server.ts';
 
 const FEW = Number(process.env.BENCH_FEW ?? 5_000);
 const MANY = Number(process.env.BENCH_MANY ?? 25_000);
@@ -39,7 +40,7 @@ const PARALLEL = Math.max(1, Math.min(2, cpus().length));
  */
 async function countInstructions(variant: string, requests: number, dir: string): Promise<number> {
   const out = join(dir, `callgrind.${variant}.${requests}.out`);
-  const child = fork(join(import.meta.dirname, 'server.ts'), ['http', variant], {
+  const { child, port, exited } = await forkServer('http', variant, {
     execPath: 'valgrind',
     execArgv: [
       '--tool=callgrind',
@@ -50,15 +51,7 @@ async function countInstructions(variant: string, requests: number, dir: string)
       '--import',
       'tsx',
     ],
-    env: { ...process.env, BENCH_DIR: dir, BENCH_INTERVAL: '3600000', NODE_ENV: 'production' },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${variant} exited with ${code} before listening`)));
-    child.on('message', (message: { type: string; port?: number }) => {
-      if (message.type === 'ready') resolve(message.port as number);
-    });
+    env: { BENCH_DIR: dir, BENCH_INTERVAL: '3600000' },
   });
   await new Promise<void>((resolve, reject) =>
     autocannon({ url: `http://127.0.0.1:${port}/`, connections: 8, amount: requests }, (error, result) => {

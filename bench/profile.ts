@@ -5,10 +5,10 @@
  * Wall-clock ratios on a small shared machine swing by ±20% between two
  * identical processes; a profile's proportions do not.
  */
-import { fork } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { forkServer } from './fork-server.ts';
 
 interface ProfileNode {
   id: number;
@@ -61,21 +61,13 @@ export async function profileShare(
   const dir = mkdtempSync(join(tmpdir(), 'wsgi-status-profile-'));
   try {
     const { execPath, execArgv: args } = execArgv(['--cpu-prof', `--cpu-prof-dir=${dir}`]);
-    const child = fork(join(import.meta.dirname, 'server.ts'), [framework, 'wsgi-status'], {
+    const { child, port, exited } = await forkServer(framework, 'wsgi-status', {
       execPath,
       execArgv: args,
-      env: { ...process.env, BENCH_DIR: dir, NODE_ENV: 'production' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { BENCH_DIR: dir },
     });
-    const port = await new Promise<number>((resolve) =>
-      child.on(
-        'message',
-        (message: { type: string; port?: number }) => message.type === 'ready' && resolve(message.port as number),
-      ),
-    );
     await load(port, 3); // warm-up, as in the timed runs
     await load(port, 5);
-    const exited = new Promise((resolve) => child.once('exit', resolve));
     child.disconnect(); // the server exits normally, so V8 writes the profile
     await exited;
     // The main thread's profile is the largest (the loader thread has its own).

@@ -24,11 +24,12 @@
  * BENCH_MEMORY_REQUESTS (default 1,000,000; 0 skips), BENCH_OUT (markdown file,
  * default bench/RESULTS.md).
  */
-import { type ChildProcess, execFile, execFileSync, fork, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { forkServer } from './fork-server.ts';
 import { profileShare } from './profile.ts';
 import { measureTicks } from './ticks.ts';
 
@@ -74,19 +75,7 @@ function serverExec(nodeArgs: string[]): { execPath: string; execArgv: string[] 
 
 /** Starts one server process (on core 0 where possible) and waits for its port. */
 async function startServer(framework: string, variant: string, nodeArgs: string[] = []): Promise<Running> {
-  const child = fork(join(import.meta.dirname, 'server.ts'), [framework, variant], {
-    ...serverExec(nodeArgs),
-    env: { ...process.env, BENCH_DIR: benchDir, NODE_ENV: 'production' },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`${framework}/${variant} exited with ${code}`)));
-    child.on('message', (message: { type: string; port?: number }) => {
-      if (message.type === 'ready') resolve(message.port as number);
-    });
-  });
-  child.removeAllListeners('exit');
+  const { child, port } = await forkServer(framework, variant, { ...serverExec(nodeArgs), env: { BENCH_DIR: benchDir } });
   return {
     child,
     port,
