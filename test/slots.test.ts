@@ -306,9 +306,12 @@ describe('a monitor meeting a zombie worker in the file', () => {
   });
 });
 
-/** A dead, never-reaped process: sh forks `sleep 0`, then becomes `sleep 5`, which never reaps it. */
+/**
+ * A dead, never-reaped process: sh forks `sleep 0.5`, then becomes `sleep 30`, which never reaps it.
+ * The child outlives sh's exec on purpose: one that exits first can be reaped by sh itself (CI saw it).
+ */
 async function zombie(t: TestContext): Promise<number> {
-  const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const parent = spawn('sh', ['-c', 'sleep 0.5 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.after(() => parent.kill('SIGKILL'));
   const pid = Number(
     await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(String(chunk)))),
@@ -317,7 +320,7 @@ async function zombie(t: TestContext): Promise<number> {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     return stat.charAt(stat.lastIndexOf(')') + 2);
   };
-  for (let i = 0; i < 200 && stateOf() !== 'Z'; i++) await sleep(10);
+  for (let i = 0; i < 500 && stateOf() !== 'Z'; i++) await sleep(10);
   assert.equal(stateOf(), 'Z', 'the child became a zombie');
   return pid;
 }
