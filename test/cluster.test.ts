@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -151,8 +151,10 @@ describe('cluster mode', () => {
       group.send(victim, { cmd: 'fault', fault: 'kill-in-lock' });
       const exit = await group.waitFor((event) => event.type === 'exit' && event.pid === victim);
       assert.equal(exit.signal, 'SIGKILL');
-      // The worker killed itself right after taking the lock: the directory's mtime is the moment it died.
-      const killedAt = statSync(`${file}.lock`).mtimeMs;
+      // The worker killed itself right after taking the lock: the directory's mtime (which it wrote down
+      // just before) is the moment it died. Not stat()ed here: the exit may reach us after a takeover.
+      const killedAt = Number(readFileSync(`${file}.killed-in-lock`, 'utf8'));
+      assert.ok(killedAt > 0, 'the victim wrote down the mtime of the lock it held');
 
       const recovered = await waitForDocument(
         file,
