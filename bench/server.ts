@@ -54,6 +54,12 @@ async function promClientHttp(): Promise<(req: IncomingMessage, res: ServerRespo
   };
 }
 
+/** The `instrument` variant: wsgi-status on the framework's http.Server instead of in its middleware chain. */
+async function serverOf(server: Server): Promise<Server> {
+  if (variant === 'instrument') (await import('../src/adapters/http.ts')).instrument(server, statusFile, options);
+  return server;
+}
+
 async function build(): Promise<Server> {
   const { wsgiStatus } = await import('../src/index.ts');
   const { instrument } = await import('../src/adapters/http.ts');
@@ -83,7 +89,7 @@ async function build(): Promise<Server> {
       app.get('/', (_req, res) => {
         res.type('text/plain').send(BODY);
       });
-      return createServer(app);
+      return serverOf(createServer(app));
     }
     case 'koa': {
       const Koa = require('koa') as typeof import('koa');
@@ -105,7 +111,7 @@ async function build(): Promise<Server> {
         ctx.type = 'text/plain';
         ctx.body = BODY;
       });
-      return createServer(app.callback());
+      return serverOf(createServer(app.callback()));
     }
     case 'fastify': {
       const Fastify = require('fastify') as typeof import('fastify').default;
@@ -123,7 +129,7 @@ async function build(): Promise<Server> {
         reply.type('text/plain').send(BODY);
       });
       await app.ready();
-      return app.server;
+      return serverOf(app.server);
     }
     default:
       throw new Error(`unknown framework ${framework}`);
@@ -139,6 +145,12 @@ process.on('message', (message: { type: string }) => {
   if (message.type === 'gc') globalThis.gc?.();
   const usage = process.cpuUsage();
   const memory = process.memoryUsage();
-  process.send?.({ type: 'usage', cpuMicros: usage.user + usage.system, rss: memory.rss, heapUsed: memory.heapUsed, inFlight });
+  process.send?.({
+    type: 'usage',
+    cpuMicros: usage.user + usage.system,
+    rss: memory.rss,
+    heapUsed: memory.heapUsed,
+    inFlight,
+  });
 });
 process.on('disconnect', () => process.exit(0));

@@ -17,6 +17,7 @@ import { formatUwsgiJson } from './model/format.js';
 import type { ParsedStatus } from './model/parse.js';
 import { onResponseEnd, type ResponseLike } from './model/response-end.js';
 import { RequestTracker } from './model/tracker.js';
+import { type ConnectionLike, TxLedger } from './model/tx-ledger.js';
 import { type ResolvedOptions, resolveOptions, type WsgiStatusOptions } from './options.js';
 import { coalesce, createStatusFileProvider } from './server/providers.js';
 import { StatsServer } from './server/stats-server.js';
@@ -44,7 +45,6 @@ export interface ListeningServer {
 }
 
 interface SocketLike {
-  bytesWritten?: number;
   server?: unknown;
 }
 
@@ -78,10 +78,11 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
   readonly options: Readonly<ResolvedOptions>;
 
   private readonly tracker = new RequestTracker();
+  private readonly ledger = new TxLedger();
   private readonly file: StatusFile;
   private readonly failedKey = Symbol('wsgi-status:failed');
-  private readonly txKey = Symbol('wsgi-status:tx');
-  private readonly socketKey = Symbol('wsgi-status:socket');
+  /** PENDING failure marks not yet taken by their end: while 0, an end need not look for one. */
+  private failuresPending = 0;
   private current: RequestLike | null = null;
   private lastResponse: ResponseLike | null = null;
   private lastServer: unknown;
@@ -161,13 +162,15 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
       // prototype of every response, which makes each new property on it a
       // slow store (measured: 4.4% -> 2.8% of an Express server's CPU).
       onResponseEnd(res, () => this.end(res, now));
-      const tracked = res as ResponseLike & Record<symbol, unknown>;
-      // An HTTP/2 stream is detached from its session by the time it ends: keep the session's socket for `tx`.
-      if (req.httpVersionMajor === 2) {
-        tracked[this.socketKey] = (res as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket;
-      }
       if (this.options.recordRequest) this.current = req;
-      const server = (req.socket as SocketLike | null | undefined)?.server;
+      const socket = req.socket as (SocketLike & ConnectionLike) | null | undefined;
+      // tx is counted per connection; an HTTP/2 request's is its session's socket.
+      this.ledger.watch(
+        req.httpVersionMajor === 2
+          ? (res as { stream?: { session?: { socket?: ConnectionLike } } }).stream?.session?.socket
+          : socket,
+      );
+      const server = socket?.server;
       if (server !== this.lastServer) this.observeServer(server);
     } catch (error) {
       this.report('request', error);
@@ -187,6 +190,7 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     } else {
       // Counted at the end (a 5xx that already ended was counted there).
       tracked[this.failedKey] = PENDING;
+      this.failuresPending++;
     }
   }
 
@@ -211,6 +215,7 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
   /** This process's worker entry as of now, from memory. */
   snapshot(now = Date.now()): UwsgiWorker {
     const tracker = this.tracker;
+    tracker.tx = this.ledger.total();
     const assignment = this.assignment;
     const base = assignment?.base;
     const current = tracker.inFlight > 0 ? this.current : null;
@@ -330,35 +335,17 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
 
   private end(res: ResponseLike, start: number): void {
     try {
-      const tracked = res as ResponseLike & Record<symbol, unknown>;
-      const req = (res as { req?: RequestLike }).req;
-      const socket = (req?.httpVersionMajor === 2 ? tracked[this.socketKey] : req?.socket) as
-        | (SocketLike & Record<symbol, unknown>)
-        | undefined;
-      const bytes = this.bytesSincePrevious(socket);
-      const mark = tracked[this.failedKey];
-      const failed = mark !== COUNTED && (res.statusCode >= 500 || mark === PENDING);
-      this.tracker.end(performance.now() - start, bytes, failed);
-      if (this.current === req) this.current = null;
+      let failed = res.statusCode >= 500;
+      // A COUNTED mark needs nothing here: it is only set on a response below 500 that has been sent.
+      if (this.failuresPending > 0 && (res as ResponseLike & Record<symbol, unknown>)[this.failedKey] === PENDING) {
+        this.failuresPending--;
+        failed = true;
+      }
+      this.tracker.end(performance.now() - start, failed);
+      if (this.current !== null && this.current === (res as { req?: RequestLike }).req) this.current = null;
       if (this.lastResponse === res) this.lastResponse = null;
     } catch (error) {
       this.report('request', error);
-    }
-  }
-
-  /** Bytes written on this socket since the previous response on it ended; 0 where unknown. Never throws. */
-  private bytesSincePrevious(socket: (SocketLike & Record<symbol, unknown>) | undefined): number {
-    try {
-      if (socket === undefined) return 0;
-      // One read: the getter copies the socket's write buffer each time.
-      const written = socket.bytesWritten;
-      if (typeof written !== 'number') return 0;
-      const bytes = written - ((socket[this.txKey] as number | undefined) ?? 0);
-      socket[this.txKey] = written;
-      return bytes;
-    } catch {
-      // The socket proxy of a destroyed HTTP/2 session throws on every property: the request still ends.
-      return 0;
     }
   }
 
@@ -387,6 +374,7 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
   /** Prunes the gone, places (or removes) this process's slot, and renders the file. */
   private merge(parsed: ParsedStatus, remove: boolean): string {
     const now = Date.now();
+    this.tracker.tx = this.ledger.total(); // reconcile() reads it as this process's own count
     const reconciled = reconcile(
       parsed,
       {

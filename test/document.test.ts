@@ -208,22 +208,21 @@ describe('RequestTracker', () => {
   it("should keep uWSGI's halving average and the running total in microseconds", () => {
     const tracker = new RequestTracker();
     tracker.begin(0);
-    tracker.end(100, 50, false); // 100 ms
+    tracker.end(100, false); // 100 ms
     assert.equal(tracker.avgRt, 50_000);
     assert.equal(tracker.runningTime, 100_000);
     tracker.begin(0);
-    tracker.end(20, 30, true); // 20 ms
+    tracker.end(20, true); // 20 ms
     assert.equal(tracker.avgRt, 35_000);
     assert.equal(tracker.runningTime, 120_000);
     assert.equal(tracker.requests, 2);
     assert.equal(tracker.exceptions, 1);
-    assert.equal(tracker.tx, 80);
     assert.equal(tracker.inFlight, 0);
   });
 
   it('should never let in-flight go negative', () => {
     const tracker = new RequestTracker();
-    tracker.end(1, 0, false);
+    tracker.end(1, false);
     assert.equal(tracker.inFlight, 0);
   });
 });

@@ -12,7 +12,7 @@ export class RequestTracker {
   requests = 0;
   /** Requests that threw, rejected or ended with a 5xx status. */
   exceptions = 0;
-  /** Bytes written for responses (headers and body). */
+  /** Bytes written for responses (headers and body), as of the last tick: counted per connection (see TxLedger). */
   tx = 0;
   /** Microseconds spent in completed requests. */
   runningTime = 0;
@@ -28,14 +28,13 @@ export class RequestTracker {
   }
 
   /**
-   * A request ended. `elapsedMs` from a monotonic clock, `bytes` written for it,
-   * `failed` when its handler threw or it ended with a 5xx status.
+   * A request ended. `elapsedMs` from a monotonic clock, `failed` when its
+   * handler threw or it ended with a 5xx status.
    */
-  end(elapsedMs: number, bytes: number, failed: boolean): void {
+  end(elapsedMs: number, failed: boolean): void {
     if (this.inFlight > 0) this.inFlight--;
     this.requests++;
     if (failed) this.exceptions++;
-    if (bytes > 0) this.tx += bytes;
     const rt = elapsedMs > 0 ? Math.round(elapsedMs * 1000) : 0;
     this.runningTime += rt;
     // uWSGI: avg_response_time = (avg_response_time + rt) / 2, in uint64 arithmetic.
