@@ -17,7 +17,7 @@
  *
  * Environment: BENCH_FEW (default 5,000), BENCH_MANY (default 25,000),
  * BENCH_VARIANTS (default bare,floor,wsgi-status). Needs valgrind; takes
- * about 10 minutes on 2 cores (two variants at a time).
+ * about 5 minutes on 2 cores (two variants at a time).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: what wsgi-status costs, against bare servers, the floor
- * (an in-flight counter and one end listener) and the peers, all in one run.
+ * (an in-flight counter and one end listener) and the peers, all in one run;
+ * on the frameworks also through `instrument(server)`, outside their chains.
  *
  * Each variant is its own server process, all pinned to core 0 (where
  * `taskset` exists); the load generators run on core 1. The variants of a
