@@ -1158,6 +1158,41 @@ for (const [name, createApp] of [
 }
 
 describe('wsgiStatus(path, options) for Koa', () => {
+  describe("when an error reaches Koa's error handling", () => {
+    it("should count it through the app's 'error' event, heard once per app, and stop hearing it on close()", async (t) => {
+      const { dir, cleanup } = tempDir();
+      t.after(cleanup);
+      const app = new Koa3();
+      const reported: unknown[] = [];
+      app.on('error', (error: unknown) => reported.push(error));
+      const middleware = koaStatus(join(dir, 'koa-errors.json'), { interval: 3_600_000 });
+      app.use(middleware);
+      app.use((ctx) => {
+        if (ctx.path === '/throw-400') ctx.throw(400, 'bad input');
+        ctx.body = 'ok';
+      });
+      const server = createServer(app.callback());
+      const port = await listen(server);
+      t.after(() => closeServer(server));
+
+      const before = middleware.monitor.snapshot();
+      assert.equal((await get(port, '/ok')).status, 200);
+      assert.equal(app.listenerCount('error'), 2, "the app's own listener and the monitor's, added by the first request");
+      assert.equal((await get(port, '/throw-400')).status, 400);
+      assert.equal((await get(port, '/throw-400')).status, 400);
+      assert.equal(app.listenerCount('error'), 2, 'heard once, however many requests');
+      assert.equal(reported.length, 2, "Koa's own reporting is untouched");
+      // A request ends with its response's 'close', a tick after the client has the answer.
+      for (let i = 0; i < 100 && middleware.monitor.snapshot().requests - before.requests < 3; i++) await sleep(10);
+      const after = middleware.monitor.snapshot();
+      assert.equal(after.requests - before.requests, 3);
+      assert.equal(after.exceptions - before.exceptions, 2, 'each thrown error once');
+
+      await middleware.close();
+      assert.equal(app.listenerCount('error'), 1, 'close() stops listening');
+    });
+  });
+
   describe('when an option is invalid', () => {
     it('should throw at once, naming it', () => {
       assert.throws(() => koaStatus('', {}), {

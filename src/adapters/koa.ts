@@ -4,8 +4,11 @@
  * Koa writes the body after the middleware chain has resolved (and never,
  * with `ctx.respond = false`), so a request ends with `ctx.res`, not with
  * `await next()`: the monitor watches the response itself. An error thrown
- * downstream is counted in `exceptions` and rethrown as it was, for Koa's
- * own error handling (or the app's) to answer.
+ * downstream is counted in `exceptions` when Koa reports it with the app's
+ * `'error'` event (`ctx.onerror`, for every error that reaches Koa), and the
+ * middleware does not touch it: it returns `next()` itself, with no `async`
+ * wrapper of its own (one promise and one await fewer per request; about two
+ * points of a Koa hello-world's CPU).
  */
 import { type RequestLike, type ResponseLike, WsgiStatusMonitor } from '../monitor.js';
 import type { WsgiStatusOptions } from '../options.js';
@@ -17,6 +20,14 @@ import type { WsgiStatusOptions } from '../options.js';
 export interface KoaContextLike {
   req: RequestLike;
   res: ResponseLike;
+  /** The application, whose `'error'` events count `exceptions`. */
+  app?: KoaAppLike;
+}
+
+/** The part of a Koa application the middleware uses. */
+export interface KoaAppLike {
+  on(event: 'error', listener: (error: unknown, ctx?: KoaContextLike) => void): unknown;
+  removeListener(event: 'error', listener: (error: unknown, ctx?: KoaContextLike) => void): unknown;
 }
 
 /** Koa's `next`. */
@@ -32,8 +43,7 @@ export interface WsgiStatusKoaMiddleware {
 }
 
 /**
- * Creates the middleware. Put it first, so it sees every request and every
- * error thrown below it.
+ * Creates the middleware. Put it first, so it sees every request.
  *
  * @param path The status file, e.g. `/dev/shm/app-status.json`.
  * @param options See {@link WsgiStatusOptions}; validated here, once.
@@ -44,16 +54,32 @@ export interface WsgiStatusKoaMiddleware {
  */
 export function wsgiStatus(path: string, options?: WsgiStatusOptions): WsgiStatusKoaMiddleware {
   const monitor = new WsgiStatusMonitor(path, options);
-  async function wsgiStatusMiddleware(ctx: KoaContextLike, next: KoaNext): Promise<void> {
+  const onAppError = (_error: unknown, ctx?: KoaContextLike) => {
+    if (ctx?.res) monitor.fail(ctx.res);
+  };
+  // The apps whose 'error' events are heard: learnt from the first request
+  // each serves (the middleware is created before it is given to an app).
+  const apps = new Set<KoaAppLike>();
+  let lastApp: KoaAppLike | undefined;
+  function wsgiStatusMiddleware(ctx: KoaContextLike, next: KoaNext): Promise<void> {
     monitor.begin(ctx.req, ctx.res);
-    try {
-      await next();
-    } catch (error) {
-      monitor.fail(ctx.res);
-      throw error;
+    const app = ctx.app;
+    if (app !== lastApp && app !== undefined) {
+      lastApp = app;
+      if (!apps.has(app)) {
+        apps.add(app);
+        app.on('error', onAppError);
+      }
     }
+    // Whatever downstream resolves with, Koa ignores it.
+    return next() as Promise<void>;
   }
-  return Object.assign(wsgiStatusMiddleware, { monitor, close: () => monitor.close() });
+  const close = () => {
+    for (const app of apps) app.removeListener('error', onAppError);
+    apps.clear();
+    return monitor.close();
+  };
+  return Object.assign(wsgiStatusMiddleware, { monitor, close });
 }
 
 export default wsgiStatus;
