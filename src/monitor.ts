@@ -387,10 +387,11 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
         now,
         staleAfterMs: this.options.staleAfter,
         // Reading /proc for each worker was a fifth of a tick with 8 workers. A
-        // worker that wrote within two intervals was alive then; one that died
-        // since is caught by kill(pid, 0) once reaped, or by /proc as a zombie
-        // once its entry falls two intervals behind.
-        isAlive: (pid, silentMs) => isProcessAlive(pid, silentMs > 2 * this.options.interval),
+        // worker whose entry is less than one and a half intervals old has
+        // missed no write; one that died since is caught by kill(pid, 0) once
+        // reaped, or by /proc as a zombie once it has missed a write: within
+        // two and a half intervals of its death, inside the promised three.
+        isAlive: (pid, silentMs) => isProcessAlive(pid, silentMs > 1.5 * this.options.interval),
       },
     );
     this.assignment = reconciled.assignment;
