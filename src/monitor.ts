@@ -214,8 +214,13 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
 
   /** This process's worker entry as of now, from memory. */
   snapshot(now = Date.now()): UwsgiWorker {
+    this.tracker.tx = this.ledger.total();
+    return this.entry(now);
+  }
+
+  /** This process's worker entry, with `tx` as last counted. */
+  private entry(now: number): UwsgiWorker {
     const tracker = this.tracker;
-    tracker.tx = this.ledger.total();
     const assignment = this.assignment;
     const base = assignment?.base;
     const current = tracker.inFlight > 0 ? this.current : null;
@@ -396,7 +401,7 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     );
     this.assignment = reconciled.assignment;
     const workers = reconciled.others;
-    const self = this.snapshot(now);
+    const self = this.entry(now);
     // Event-loop figures cover one interval each.
     this.eventLoop = performance.eventLoopUtilization();
     this.delay.reset();

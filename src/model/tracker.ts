@@ -12,7 +12,7 @@ export class RequestTracker {
   requests = 0;
   /** Requests that threw, rejected or ended with a 5xx status. */
   exceptions = 0;
-  /** Bytes written for responses (headers and body), as of the last tick: counted per connection (see TxLedger). */
+  /** Bytes written for responses (headers and body), as of the last tick or snapshot: counted per connection (see TxLedger). */
   tx = 0;
   /** Microseconds spent in completed requests. */
   runningTime = 0;
