@@ -8,7 +8,12 @@ import http2 from 'node:http2';
 import { type AddressInfo, connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { type ConnectionLike, TxLedger } from '../src/model/tx-ledger.ts';
-import { closeServer, get, listen } from './helpers.ts';
+import { closeServer, get, listen, sleep } from './helpers.ts';
+
+/** Waits (up to 0.5 s) until the ledger holds no connection: a server socket's 'close' follows the client's a little later. */
+async function allClosed(ledger: TxLedger): Promise<void> {
+  for (let i = 0; i < 50 && ledger.size > 0; i++) await sleep(10);
+}
 
 /** A server whose every request is watched by `ledger`, answering `size` bytes of body. */
 async function ledgerServer(ledger: TxLedger) {
@@ -36,13 +41,13 @@ describe('TxLedger', () => {
 
     // Closed: its bytes stay counted once it is gone, and it is no longer held.
     agent.destroy();
-    for (let i = 0; i < 50 && ledger.size > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await allClosed(ledger);
     assert.equal(ledger.size, 0, 'a closed connection is dropped');
     assert.equal(ledger.total(), read);
 
     // Connections of their own (no keep-alive): each closes after its response.
     for (const size of [1, 70_000]) read += (await get(port, `/?size=${size}`, { agent: false })).bytes;
-    for (let i = 0; i < 50 && ledger.size > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await allClosed(ledger);
     assert.equal(ledger.size, 0);
     assert.equal(ledger.total(), read, 'closed connections: everything the clients read');
   });
@@ -104,7 +109,7 @@ describe('TxLedger', () => {
     assert.ok(open <= readByClient, `tx ${open} is no more than the client read (${readByClient})`);
 
     await new Promise<void>((resolve) => client.close(() => resolve()));
-    for (let i = 0; i < 50 && ledger.size > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await allClosed(ledger);
     assert.equal(ledger.size, 0, 'the closed session is dropped');
     assert.ok(ledger.total() >= open, 'what it wrote stays counted');
   });
