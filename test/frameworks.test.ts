@@ -46,6 +46,7 @@ import {
   readStatus,
   sleep,
   tempDir,
+  until,
   waitForStatus,
   workerOf,
 } from './helpers.ts';
@@ -708,14 +709,6 @@ async function settled(app: Running, requests: number): Promise<UwsgiWorker> {
   return current(app);
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = SETTLE_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
 /** What acceptance 8 compares: everything but the headers that carry the time. */
 function comparable(response: ClientResponse) {
   const headers = { ...response.headers };
@@ -1183,7 +1176,7 @@ describe('wsgiStatus(path, options) for Koa', () => {
       assert.equal(app.listenerCount('error'), 2, 'heard once, however many requests');
       assert.equal(reported.length, 2, "Koa's own reporting is untouched");
       // A request ends with its response's 'close', a tick after the client has the answer.
-      for (let i = 0; i < 100 && middleware.monitor.snapshot().requests - before.requests < 3; i++) await sleep(10);
+      await until(() => middleware.monitor.snapshot().requests - before.requests >= 3, 'three requests ended', 1000);
       const after = middleware.monitor.snapshot();
       assert.equal(after.requests - before.requests, 3);
       assert.equal(after.exceptions - before.exceptions, 2, 'each thrown error once');

@@ -13,7 +13,7 @@ import {
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { onResponseEnd, type ResponseLike } from '../src/model/response-end.ts';
-import { closeServer, deferred, get, listen, sleep } from './helpers.ts';
+import { closeServer, deferred, get, listen, sleep, until } from './helpers.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -48,14 +48,6 @@ async function start(handler: Handler): Promise<{ server: Server; port: number; 
   });
   const port = await listen(server);
   return { server, port, calls, closed: () => closed };
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 /** Waits until `count` responses have emitted their last event, and a turn more for any straggler. */

@@ -8,11 +8,11 @@ import http2 from 'node:http2';
 import { type AddressInfo, connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { type ConnectionLike, TxLedger } from '../src/model/tx-ledger.ts';
-import { closeServer, get, listen, sleep } from './helpers.ts';
+import { closeServer, get, listen, until } from './helpers.ts';
 
 /** Waits (up to 0.5 s) until the ledger holds no connection: a server socket's 'close' follows the client's a little later. */
-async function allClosed(ledger: TxLedger): Promise<void> {
-  for (let i = 0; i < 50 && ledger.size > 0; i++) await sleep(10);
+function allClosed(ledger: TxLedger): Promise<void> {
+  return until(() => ledger.size === 0, 'every watched connection to close', 500);
 }
 
 /** A server whose every request is watched by `ledger`, answering `size` bytes of body. */

@@ -35,6 +35,11 @@ function bytesOf(connection: ConnectionLike): number | undefined {
   }
 }
 
+/** Takes a new reading of a connection's count (a count never goes back; an unreadable one keeps the last). */
+function advance(entry: OpenConnection, written: number | undefined): void {
+  if (written !== undefined && written > entry.last) entry.last = written;
+}
+
 /** Bytes written on the connections a process's requests came in on. */
 export class TxLedger {
   /** Marks a connection already watched, on the connection itself (a Set lookup per request costs more). */
@@ -59,8 +64,7 @@ export class TxLedger {
   total(): number {
     let total = this.closed;
     for (const [connection, entry] of this.open) {
-      const written = bytesOf(connection);
-      if (written !== undefined && written > entry.last) entry.last = written;
+      advance(entry, bytesOf(connection));
       total += entry.last - entry.base;
     }
     return total;
@@ -82,8 +86,7 @@ export class TxLedger {
       // `this` is the connection that closed: for an HTTP/2 socket proxy, the
       // real socket, still readable when the proxy no longer is.
       connection.once('close', function onConnectionClose(this: ConnectionLike) {
-        const written = bytesOf(this) ?? bytesOf(connection);
-        if (written !== undefined && written > entry.last) entry.last = written;
+        advance(entry, bytesOf(this) ?? bytesOf(connection));
         ledger.closed += entry.last - entry.base;
         ledger.open.delete(connection);
       });
