@@ -22,6 +22,8 @@
  * Environment: BENCH_SETS of fresh processes (default 4), BENCH_ROUNDS per set
  * (default 5), BENCH_SECONDS per round (default 3),
  * BENCH_CONNECTIONS per server (default 32), BENCH_FRAMEWORKS (comma list),
+ * BENCH_VARIANTS (comma list: only these of each framework's variants, bare
+ * always included; fewer side by side give each more of the core),
  * BENCH_MEMORY_REQUESTS (default 1,000,000; 0 skips), BENCH_OUT (markdown file,
  * default bench/RESULTS.md).
  */
@@ -33,6 +35,7 @@ import autocannon from 'autocannon';
 import { forkServer } from './fork-server.ts';
 import { profileShare } from './profile.ts';
 import { measureTicks } from './ticks.ts';
+import { variantLabel } from './variants.ts';
 
 const SETS = Number(process.env.BENCH_SETS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -49,7 +52,6 @@ const FRAMEWORKS: Record<string, string[]> = {
   fastify: ['bare', 'wsgi-status', 'instrument', 'floor', '@fastify/under-pressure'],
 };
 const selected = (process.env.BENCH_FRAMEWORKS ?? Object.keys(FRAMEWORKS).join(',')).split(',');
-const VARIANT_NAMES: Record<string, string> = { instrument: 'wsgi-status via `instrument(server)`' };
 const TARGET: Record<string, number> = { http: 1.05, express: 1.03, koa: 1.03, fastify: 1.03 };
 
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0 && cpus().length >= 2;
@@ -194,8 +196,12 @@ interface Row {
   ratioMax: number;
 }
 
+const onlyVariants = process.env.BENCH_VARIANTS?.split(',');
+
 async function benchFramework(framework: string): Promise<Row[]> {
-  const variants = FRAMEWORKS[framework];
+  const variants = FRAMEWORKS[framework].filter(
+    (variant) => variant === 'bare' || onlyVariants === undefined || onlyVariants.includes(variant),
+  );
   const samples = new Map<string, Sample[]>(variants.map((variant) => [variant, []]));
   for (let set = 0; set < SETS; set++) {
     // Fresh processes for every set, started in a rotated order: one process
@@ -313,15 +319,16 @@ async function main(): Promise<void> {
     const isUs = row.variant === 'wsgi-status';
     const target = isUs ? `≤ ${TARGET[row.framework]} ${row.ratio <= TARGET[row.framework] ? '✅' : '❌'}` : '';
     lines.push(
-      `| ${row.framework} | ${isUs ? '**wsgi-status**' : (VARIANT_NAMES[row.variant] ?? row.variant)} | ${fmt(row.cpu, 1)} | ${fmt(row.ratio)} (${fmt(row.ratioMin)}–${fmt(row.ratioMax)}) | ${Math.round(row.rps)} | ${fmt(row.p99, 2)} | ${target} |`,
+      `| ${row.framework} | ${variantLabel(row.variant)} | ${fmt(row.cpu, 1)} | ${fmt(row.ratio)} (${fmt(row.ratioMin)}–${fmt(row.ratioMax)}) | ${Math.round(row.rps)} | ${fmt(row.p99, 2)} | ${target} |`,
     );
   }
   lines.push('');
   const peersBeaten = selected.map((framework) => {
-    const ours = rows.find((r) => r.framework === framework && r.variant === 'wsgi-status')!;
+    const ours = rows.find((r) => r.framework === framework && r.variant === 'wsgi-status');
     const peers = rows.filter(
       (r) => r.framework === framework && !['bare', 'wsgi-status', 'instrument', 'floor'].includes(r.variant),
     );
+    if (!ours || peers.length === 0) return `${framework}: not measured (BENCH_VARIANTS)`;
     return `${framework}: ${peers.every((p) => p.ratio > ours.ratio) ? 'below every peer ✅' : 'NOT below every peer ❌'}`;
   });
   lines.push(`Overhead against the peers, same run: ${peersBeaten.join('; ')}.`, '');

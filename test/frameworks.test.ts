@@ -1,7 +1,8 @@
 /**
  * Issue 3's acceptance, one matrix for every supported way in: raw node:http
- * (`wrap` and `instrument`), Express 4 and 5, Koa 2 and 3, Fastify 4 and 5,
- * Hapi (through `instrument(server.listener)`) and http2's compatibility API.
+ * (`wrap` and `instrument`), Express 4 and 5 (and Express 5 through
+ * `instrument`), Koa 2 and 3, Fastify 4 and 5, Hapi (through
+ * `instrument(server.listener)`) and http2's compatibility API.
  *
  * Each framework builds the same small app twice, with and without
  * wsgi-status, on 127.0.0.1:0. The tests send real requests and read the
@@ -295,7 +296,18 @@ const http2Instrument: Framework = {
   },
 };
 
-function expressFramework(name: string, module: string, createApp: typeof express5, handlesRejections: boolean): Framework {
+/**
+ * Express with wsgi-status as a middleware (`app.use`), or, `viaServer`, on
+ * the http.Server the app runs in (`instrument`: no layer in Express's router,
+ * the cheaper way on Express, see README's Performance).
+ */
+function expressFramework(
+  name: string,
+  module: string,
+  createApp: typeof express5,
+  handlesRejections: boolean,
+  viaServer = false,
+): Framework {
   return {
     name,
     version: versionOf(module),
@@ -303,7 +315,7 @@ function expressFramework(name: string, module: string, createApp: typeof expres
       const app = createApp();
       // Express logs handler errors to stderr unless env is 'test'; it still renders its own error page.
       app.set('env', 'test');
-      const middleware = status ? expressStatus(status.path, status.options) : null;
+      const middleware = status && !viaServer ? expressStatus(status.path, status.options) : null;
       if (middleware) app.use(middleware);
       app.get('/ok', (_req, res) => {
         res.type('text/plain').send('hello world');
@@ -331,14 +343,16 @@ function expressFramework(name: string, module: string, createApp: typeof expres
         control.stream().pipe(res);
       });
       const server = createServer(app);
+      const instrumented = status && viaServer ? instrument(server, status.path, status.options) : null;
       const port = await listen(server);
+      const attached = middleware ?? instrumented;
       return {
         port,
         server,
-        monitor: middleware?.monitor ?? null,
+        monitor: attached?.monitor ?? null,
         close: async () => {
           await closeServer(server);
-          await middleware?.close();
+          await attached?.close();
         },
       };
     },
@@ -520,6 +534,7 @@ const FRAMEWORKS: Framework[] = [
   http2Instrument,
   expressFramework('Express 4', 'express4', express4 as unknown as typeof express5, false),
   expressFramework('Express 5', 'express', express5, true),
+  expressFramework('Express 5 (instrument(server))', 'express', express5, true, true),
   koaFramework('Koa 2', 'koa2', Koa2 as unknown as typeof Koa3),
   koaFramework('Koa 3', 'koa', Koa3),
   fastifyFramework('Fastify 4', 'fastify4', Fastify4 as unknown as typeof Fastify5),

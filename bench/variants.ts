@@ -1,0 +1,10 @@
+/** How the benchmarks' tables name a variant of bench/server.ts. */
+const LABELS: Record<string, string> = {
+  'wsgi-status': '**wsgi-status**',
+  // wsgi-status on the framework's http.Server (src/adapters/http.ts) instead of in its chain.
+  instrument: 'wsgi-status via `instrument(server)`',
+};
+
+export function variantLabel(variant: string): string {
+  return LABELS[variant] ?? variant;
+}
