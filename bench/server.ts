@@ -16,6 +16,8 @@ const statusFile = join(process.env.BENCH_DIR ?? tmpdir(), `bench-${framework}-$
 const BODY = 'hello world';
 // bench:instructions writes the file once an hour: under valgrind a tick per second would weigh 50 times more.
 const options = process.env.BENCH_INTERVAL ? { interval: Number(process.env.BENCH_INTERVAL) } : undefined;
+// Loaded by every variant, as src/index.ts is in build(): bare and wsgi-status start from the same modules.
+const { instrument } = await import('../src/adapters/http.ts');
 
 /** The least any such middleware can do: an in-flight counter and one shared end listener. */
 let inFlight = 0;
@@ -55,14 +57,13 @@ async function promClientHttp(): Promise<(req: IncomingMessage, res: ServerRespo
 }
 
 /** The `instrument` variant: wsgi-status on the framework's http.Server instead of in its middleware chain. */
-async function serverOf(server: Server): Promise<Server> {
-  if (variant === 'instrument') (await import('../src/adapters/http.ts')).instrument(server, statusFile, options);
+function serverOf(server: Server): Server {
+  if (variant === 'instrument') instrument(server, statusFile, options);
   return server;
 }
 
 async function build(): Promise<Server> {
   const { wsgiStatus } = await import('../src/index.ts');
-  const { instrument } = await import('../src/adapters/http.ts');
   switch (framework) {
     case 'http': {
       const peer = variant === 'prom-client' ? await promClientHttp() : null;
