@@ -151,6 +151,36 @@ describe('StatsServer', () => {
       }
     });
 
+    it('should answer a route by its exact path, and the JSON on every other path', async () => {
+      const routes = new Map([
+        [
+          '/text',
+          {
+            contentType: 'text/plain; charset=utf-8',
+            headers: { 'X-Test': 'yes' },
+            body: async ({ document, server }: { document: () => Promise<{ workers: unknown[] }>; server: string }) =>
+              `${(await document()).workers.length} workers at ${server}\n`,
+          },
+        ],
+      ]);
+      const server = new StatsServer({ address: '127.0.0.1:0', http: true, provider: constant(body), routes });
+      await server.listen();
+      try {
+        const { port } = server.address as { port: number };
+        const routed = await get(port, '/text?x=1');
+        assert.equal(routed.status, 200);
+        assert.equal(routed.headers['content-type'], 'text/plain; charset=utf-8');
+        assert.equal(routed.headers['x-test'], 'yes');
+        assert.equal(routed.body, `${body.workers.length} workers at 127.0.0.1:${port}\n`);
+        for (const path of ['/', '/text/', '/textx', '/other']) {
+          const { data } = await readRaw({ host: '127.0.0.1', port }, { send: `GET ${path} HTTP/1.0\r\n\r\n` });
+          assert.equal(data.subarray(0, HEAD_END).toString('latin1'), HTTP_CAPTURE.subarray(0, HEAD_END).toString('latin1'), path);
+        }
+      } finally {
+        await server.close();
+      }
+    });
+
     it('should drop a client whose head never ends in time, or is too large', async () => {
       const server = new StatsServer({
         address: '127.0.0.1:0',

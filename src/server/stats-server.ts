@@ -19,6 +19,7 @@ import { formatUwsgiJson } from '../model/format.js';
 import { withLock } from '../store/lock.js';
 import { formatStatsAddress, parseStatsAddress, type StatsAddress } from './address.js';
 import type { DocumentProvider } from './providers.js';
+import { HTTP_ROUTES, type HttpRoute } from './routes.js';
 
 /** How a {@link StatsServer} listens and answers. */
 export interface StatsServerOptions {
@@ -36,6 +37,12 @@ export interface StatsServerOptions {
    * @default 0o660
    */
   mode?: number;
+  /**
+   * HTTP: paths answered with something other than the JSON document (exact
+   * path, query ignored); every other path gets the document.
+   * @default HTTP_ROUTES (`/metrics`, `/status`)
+   */
+  routes?: ReadonlyMap<string, HttpRoute>;
   /** Called when the provider fails for a client (the client then gets nothing, or a 500 over HTTP). */
   onError?: (error: Error) => void;
   /**
@@ -256,7 +263,9 @@ export class StatsServer {
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.resume();
-      this.answer(socket, true);
+      const route = (this.options.routes ?? HTTP_ROUTES).get(requestPath(head));
+      if (route === undefined) this.answer(socket, true);
+      else this.answerRoute(socket, route);
     };
     const onData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
@@ -276,6 +285,34 @@ export class StatsServer {
     socket.once('close', () => clearTimeout(timer));
   }
 
+  /** An HTTP route's answer: `200` with its type and headers, or `500` when it fails. */
+  private answerRoute(socket: Socket, route: HttpRoute): void {
+    socket.once('finish', () => socket.destroy());
+    const context = { document: this.provider, server: this.name };
+    Promise.resolve()
+      .then(() => route.body(context))
+      .then(
+        (body) => {
+          if (socket.destroyed) return;
+          let head = `HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Type: ${route.contentType}\r\n`;
+          for (const [name, value] of Object.entries(route.headers ?? {})) head += `${name}: ${value}\r\n`;
+          socket.end(`${head}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        },
+        (error: unknown) => this.fail(socket, true, error),
+      );
+  }
+
+  private fail(socket: Socket, http: boolean, error: unknown): void {
+    try {
+      this.options.onError?.(error instanceof Error ? error : new Error(String(error)));
+    } catch {
+      // A throwing onError must not take the server down.
+    }
+    if (socket.destroyed) return;
+    if (http) socket.end(HTTP_ERROR);
+    else socket.destroy();
+  }
+
   private answer(socket: Socket, http: boolean): void {
     // Close fully once everything is handed to the kernel (uWSGI closes right after writing).
     socket.once('finish', () => socket.destroy());
@@ -285,18 +322,18 @@ export class StatsServer {
         const body = formatUwsgiJson(document);
         socket.end(http ? HTTP_HEAD + body : body);
       },
-      (error: unknown) => {
-        try {
-          this.options.onError?.(error instanceof Error ? error : new Error(String(error)));
-        } catch {
-          // A throwing onError must not take the server down.
-        }
-        if (socket.destroyed) return;
-        if (http) socket.end(HTTP_ERROR);
-        else socket.destroy();
-      },
+      (error: unknown) => this.fail(socket, http, error),
     );
   }
+}
+
+/** The path of an HTTP request head's request line, without its query; `''` when there is none. */
+function requestPath(head: Buffer): string {
+  const end = head.indexOf(10);
+  const line = head.toString('latin1', 0, end === -1 ? head.length : end);
+  const target = line.split(' ')[1] ?? '';
+  const query = target.search(/[?#]/);
+  return query === -1 ? target : target.slice(0, query);
 }
 
 /** Whether someone listens on a unix socket file: `refused` only when nobody does. */
