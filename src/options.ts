@@ -4,7 +4,7 @@
  * the request path.
  */
 import { isAbsolute, resolve } from 'node:path';
-import { parseStatsAddress, type StatsAddress } from './server/address.js';
+import { describeValue, parseStatsAddress, type StatsAddress } from './server/address.js';
 
 /** Options shared by every adapter. */
 export interface WsgiStatusOptions {
@@ -95,7 +95,7 @@ const KNOWN = new Set([
 
 function integerIn(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`wsgi-status: option "${name}" must be an integer, got ${describe(value)}`);
+    throw new TypeError(`wsgi-status: option "${name}" must be an integer, got ${describeValue(value)}`);
   }
   if (value < min || value > max) {
     throw new RangeError(`wsgi-status: option "${name}" must be between ${min} and ${max}, got ${value}`);
@@ -103,39 +103,30 @@ function integerIn(name: string, value: unknown, min: number, max: number): numb
   return value;
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === null || typeof value !== 'object') return String(value);
-  return Array.isArray(value) ? 'an array' : 'an object';
-}
-
 /** The status file's path, made absolute against the current directory. */
 export function resolveStatusPath(path: unknown, name = 'path'): string {
   if (typeof path !== 'string' || path.trim() === '') {
-    throw new TypeError(`wsgi-status: option "${name}" must be a non-empty file path string, got ${describe(path)}`);
+    throw new TypeError(`wsgi-status: option "${name}" must be a non-empty file path string, got ${describeValue(path)}`);
   }
   if (path.includes('\0')) throw new TypeError(`wsgi-status: option "${name}" must not contain a NUL byte`);
   if (path.endsWith('/')) throw new TypeError(`wsgi-status: option "${name}" must name a file, not a directory: ${path}`);
   return isAbsolute(path) ? path : resolve(path);
 }
 
-/**
- * Validates options and fills in defaults. `extraKeys` are options an adapter
- * knows of itself (such as Fastify's `path`).
- */
-export function resolveOptions(path: unknown, options: unknown = {}, extraKeys: readonly string[] = []): ResolvedOptions {
+/** Validates options and fills in defaults. */
+export function resolveOptions(path: unknown, options: unknown = {}): ResolvedOptions {
   const file = resolveStatusPath(path);
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`wsgi-status: options must be an object, got ${describe(options)}`);
+    throw new TypeError(`wsgi-status: options must be an object, got ${describeValue(options)}`);
   }
   const given = options as Record<string, unknown>;
   for (const key of Object.keys(given)) {
-    if (!KNOWN.has(key) && !extraKeys.includes(key)) throw new TypeError(`wsgi-status: unknown option "${key}"`);
+    if (!KNOWN.has(key)) throw new TypeError(`wsgi-status: unknown option "${key}"`);
   }
   const interval = given.interval === undefined ? 1000 : integerIn('interval', given.interval, 10, 3_600_000);
   const mode = given.mode === undefined ? 0o644 : integerIn('mode', given.mode, 0, 0o777);
   if (given.onError !== undefined && typeof given.onError !== 'function') {
-    throw new TypeError(`wsgi-status: option "onError" must be a function, got ${describe(given.onError)}`);
+    throw new TypeError(`wsgi-status: option "onError" must be a function, got ${describeValue(given.onError)}`);
   }
   const staleAfter =
     given.staleAfter === undefined
@@ -143,11 +134,11 @@ export function resolveOptions(path: unknown, options: unknown = {}, extraKeys: 
       : integerIn('staleAfter', given.staleAfter, 2 * interval, 86_400_000);
   const workerId = given.workerId === undefined ? null : integerIn('workerId', given.workerId, 1, 65_535);
   if (given.recordRequest !== undefined && typeof given.recordRequest !== 'boolean') {
-    throw new TypeError(`wsgi-status: option "recordRequest" must be a boolean, got ${describe(given.recordRequest)}`);
+    throw new TypeError(`wsgi-status: option "recordRequest" must be a boolean, got ${describeValue(given.recordRequest)}`);
   }
   const stats = given.stats === undefined ? null : parseStatsAddress(given.stats, 'stats');
   if (given.statsHttp !== undefined && typeof given.statsHttp !== 'boolean') {
-    throw new TypeError(`wsgi-status: option "statsHttp" must be a boolean, got ${describe(given.statsHttp)}`);
+    throw new TypeError(`wsgi-status: option "statsHttp" must be a boolean, got ${describeValue(given.statsHttp)}`);
   }
   const statsMode = given.statsMode === undefined ? 0o660 : integerIn('statsMode', given.statsMode, 0, 0o777);
   return {

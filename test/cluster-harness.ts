@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { UwsgiDocument } from '../src/model/document.ts';
-import { isProcessAlive } from '../src/store/slots.ts';
+import { isProcessAlive } from '../src/system/liveness.ts';
 import { sleep } from './helpers.ts';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/cluster/', import.meta.url));

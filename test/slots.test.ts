@@ -11,7 +11,8 @@ import { buildDocument, buildWorker, type RetiredSlot, type UwsgiWorker } from '
 import { formatUwsgiJson } from '../src/model/format.ts';
 import { type ParsedStatus, parseStatus } from '../src/model/parse.ts';
 import { WsgiStatusMonitor } from '../src/monitor.ts';
-import { isProcessAlive, type Liveness, reconcile, type SlotAssignment, type SlotClaimant } from '../src/store/slots.ts';
+import { type Liveness, reconcile, type SlotAssignment, type SlotClaimant } from '../src/store/slots.ts';
+import { isProcessAlive } from '../src/system/liveness.ts';
 import { readStatus, sleep, tempDir } from './helpers.ts';
 
 const NOW = 1_800_000_000_000;

@@ -13,10 +13,9 @@ import { createHash } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { UwsgiDocument } from '../model/document.js';
+import { inFlightOf, type UwsgiDocument } from '../model/document.js';
 import { type CliContext, CliError, integerOption, parseCommand } from './common.js';
 import { loadDocument, resolveSource } from './source.js';
-import { inFlight } from './table.js';
 
 export const MACKEREL_HELP = `Usage: wsgi-status mackerel <file|address> [--metric-key-prefix uWSGI] [--tempfile path]
 
@@ -174,7 +173,7 @@ export function collectMetrics(document: UwsgiDocument): Map<string, number> {
   values.set('listen_queue', Number(document.listen_queue) || 0);
   values.set(
     'in_flight',
-    workers.reduce((sum, w) => sum + inFlight(w), 0),
+    workers.reduce((sum, w) => sum + inFlightOf(w), 0),
   );
   values.set(
     'exceptions',

@@ -2,7 +2,7 @@
  * The human view of a document, shared by `show --table` and `top`. It reads
  * documents from real uWSGI too, so every Node-only field is optional here.
  */
-import type { UwsgiDocument, UwsgiWorker } from '../model/document.js';
+import { inFlightOf, type UwsgiDocument, type UwsgiWorker } from '../model/document.js';
 import { columns, mebibytes } from './common.js';
 
 /** Requests per second of each worker, keyed by {@link workerKey}; absent on the first frame. */
@@ -15,12 +15,6 @@ export function workerKey(worker: Pick<UwsgiWorker, 'id' | 'pid'>): string {
 
 function num(value: unknown): number {
   return typeof value === 'number' && Number.isFinite(value) ? value : 0;
-}
-
-/** In-flight requests: ours, or uWSGI's busy cores. */
-export function inFlight(worker: UwsgiWorker): number {
-  if (typeof worker.in_flight === 'number') return worker.in_flight;
-  return (worker.cores ?? []).reduce((sum, core) => sum + num(core.in_request), 0);
 }
 
 /** The summary lines above the table. */
@@ -68,7 +62,7 @@ export function workerTable(document: UwsgiDocument, rates?: Rates): string[] {
       String(worker.status),
       String(num(worker.requests)),
       ...(rates ? [rate === undefined ? '-' : rate.toFixed(1)] : []),
-      String(inFlight(worker)),
+      String(inFlightOf(worker)),
       (num(worker.avg_rt) / 1000).toFixed(1),
       mebibytes(num(worker.rss)),
       worker.heap_used === undefined ? '-' : mebibytes(num(worker.heap_used)),

@@ -232,15 +232,20 @@ export function buildWorker(s: WorkerSnapshot): UwsgiWorker {
   return worker;
 }
 
-/** The top-level fields of the document other than `workers`. */
-export interface DocumentHeader {
+/** The top-level fields that describe the app rather than its workers. */
+export interface DocumentIdentity {
   version: string;
-  /** Accept-queue length per socket name, measured by whoever builds the document. */
-  queues: ReadonlyMap<string, { queue: number }>;
+  /** The supervising process (cluster primary, PM2), else the process itself. */
   pid: number;
   uid: number;
   gid: number;
   cwd: string;
+}
+
+/** The top-level fields of the document other than `workers`. */
+export interface DocumentHeader extends DocumentIdentity {
+  /** Accept-queue length per socket name, measured by whoever builds the document. */
+  queues: ReadonlyMap<string, { queue: number }>;
 }
 
 /**
@@ -286,4 +291,10 @@ export function buildDocument(header: DocumentHeader, workers: UwsgiWorker[], re
   };
   if (retired && retired.length > 0) document.retired_slots = [...retired].sort((a, b) => a.id - b.id);
   return document;
+}
+
+/** A worker's requests in flight: our `in_flight`, or, in uWSGI's own documents, its busy cores. */
+export function inFlightOf(worker: UwsgiWorker): number {
+  if (typeof worker.in_flight === 'number') return toUint(worker.in_flight);
+  return (worker.cores ?? []).reduce((sum, core) => sum + toUint(core.in_request), 0);
 }

@@ -27,7 +27,7 @@ export type StatsAddress =
 /** Thrown for an address that cannot be parsed; `name` is the option or argument it came from. */
 export function parseStatsAddress(value: unknown, name = 'stats'): StatsAddress {
   if (typeof value !== 'string' || value.trim() === '') {
-    throw new TypeError(`wsgi-status: option "${name}" must be a unix socket path or "host:port", got ${describe(value)}`);
+    throw new TypeError(`wsgi-status: option "${name}" must be a unix socket path or "host:port", got ${describeValue(value)}`);
   }
   if (value.includes('\0')) throw new TypeError(`wsgi-status: option "${name}" must not contain a NUL byte`);
   let text = value.trim();
@@ -84,7 +84,8 @@ export function formatStatsAddress(address: StatsAddress): string {
   return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
-function describe(value: unknown): string {
+/** A value as an error message shows it: strings quoted, objects by kind. */
+export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (value === null || typeof value !== 'object') return String(value);
   return Array.isArray(value) ? 'an array' : 'an object';

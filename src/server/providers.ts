@@ -6,22 +6,16 @@
  * uWSGI's master measures them when a stats client connects.
  */
 import { readFile } from 'node:fs/promises';
-import { buildDocument, type UwsgiDocument, type UwsgiWorker } from '../model/document.js';
+import { buildDocument, type DocumentIdentity, type UwsgiDocument, type UwsgiWorker } from '../model/document.js';
 import { parseStatus } from '../model/parse.js';
-import { isProcessAlive } from '../store/slots.js';
+import { lowestFreeId } from '../store/slots.js';
+import { isProcessAlive } from '../system/liveness.js';
 import { measureListenQueues, type NamedAddress } from '../system/proc.js';
 
 /** Produces the document to serve, fresh for each client. */
 export type DocumentProvider = () => Promise<UwsgiDocument>;
 
-/** The top-level fields that describe the app rather than its workers. */
-export interface DocumentIdentity {
-  version: string;
-  pid: number;
-  uid: number;
-  gid: number;
-  cwd: string;
-}
+export type { DocumentIdentity } from '../model/document.js';
 
 /** The answering process's own, fresh entry. */
 export interface SelfEntry {
@@ -112,12 +106,6 @@ export function createStatusFileProvider(options: StatusFileProviderOptions): Do
     const identity = await options.identity(fromFile);
     return buildDocument({ ...identity, queues: measure(addresses) }, workers);
   };
-}
-
-function lowestFreeId(taken: ReadonlySet<number>): number {
-  let id = 1;
-  while (taken.has(id)) id++;
-  return id;
 }
 
 /** The app's identity as its workers wrote it, if the file holds a well-typed one. */

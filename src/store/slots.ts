@@ -4,7 +4,6 @@
  */
 import type { RetiredSlot, UwsgiWorker } from '../model/document.js';
 import type { ParsedStatus } from '../model/parse.js';
-import { readProcFile } from '../system/proc.js';
 
 /** Counters that belong to a slot, not to a process: they never go backwards when a worker restarts. */
 export interface SlotCounters {
@@ -82,7 +81,8 @@ export function retire(worker: UwsgiWorker, now: number): RetiredSlot {
   };
 }
 
-function lowestFreeId(taken: ReadonlySet<number>): number {
+/** The lowest slot id (from 1) not in `taken`. */
+export function lowestFreeId(taken: ReadonlySet<number>): number {
   let id = 1;
   while (taken.has(id)) id++;
   return id;
@@ -145,25 +145,4 @@ export function reconcile(parsed: ParsedStatus, claimant: SlotClaimant, liveness
   }
   const assignment: SlotAssignment = { id, respawnCount: inherited ? inherited.respawn_count + 1 : 1, base };
   return { others, retired, assignment };
-}
-
-/**
- * `process.kill(pid, 0)`: ESRCH means gone; EPERM means alive under another
- * user. A zombie (dead, not yet reaped by a busy or careless parent) still
- * answers, so on Linux its state in /proc decides (skipped when
- * `checkZombie` is false: the /proc read costs tens of microseconds).
- */
-export function isProcessAlive(pid: number, checkZombie = true): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  return !(checkZombie && isZombie(pid));
-}
-
-/** `/proc/<pid>/stat` is `pid (comm) S ...`; comm may hold spaces and parentheses, so read after the last one. */
-function isZombie(pid: number): boolean {
-  const stat = readProcFile(`/proc/${pid}/stat`);
-  return stat !== null && stat.charAt(stat.lastIndexOf(')') + 2) === 'Z';
 }

@@ -2,6 +2,8 @@
  * Where this process stands among its siblings: the one module that knows
  * about node:cluster and PM2.
  */
+import type { DocumentIdentity } from '../model/document.js';
+import { VERSION } from '../version.js';
 
 /** What the status document needs to know about the process's supervisor. */
 export interface ProcessRole {
@@ -29,4 +31,15 @@ export async function detectProcessRole(env: NodeJS.ProcessEnv = process.env): P
     if (cluster.isWorker) return { supervisorPid: process.ppid, preferredId: null, manager: 'cluster' };
   }
   return { supervisorPid: process.pid, preferredId: null, manager: 'none' };
+}
+
+/** The document's top level for this process: the supervisor's pid (or ours, before the role is known), our uid, gid and cwd. */
+export function processIdentity(role: ProcessRole | null): DocumentIdentity {
+  return {
+    version: `wsgi-status/${VERSION}`,
+    pid: role?.supervisorPid ?? process.pid,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    cwd: process.cwd(),
+  };
 }
