@@ -1,0 +1,146 @@
+/**
+ * The monitor's rooms on their own (issue 17): the request path without a
+ * file or a timer, against real servers and sockets; the reporter's episodes
+ * (issue 13: a failure that clears and comes back is reported again), through
+ * a real monitor and a real status path.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, rmdirSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Reporter } from '../src/monitor/reporter.ts';
+import { RequestPath } from '../src/monitor/request-path.ts';
+import { WsgiStatusMonitor } from '../src/monitor.ts';
+import { closeServer, deferred, get, listen, tempDir, until } from './helpers.ts';
+
+/** A real server whose requests go through `path`; `handle` answers them. */
+async function serve(
+  path: RequestPath,
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    path.begin(req, res);
+    handle(req, res);
+  });
+  const port = await listen(server);
+  return { port, close: () => closeServer(server) };
+}
+
+describe('RequestPath (no file, no timer)', () => {
+  it('should count a request in while it runs and out when it ends, with its time', async () => {
+    const reports: unknown[] = [];
+    const path = new RequestPath({ recordRequest: true, report: (_kind, error) => reports.push(error) });
+    const hold = deferred();
+    const app = await serve(path, async (_req, res) => {
+      await hold.promise;
+      res.end('done');
+    });
+    try {
+      const answer = get(app.port, '/held?secret=1');
+      await until(() => path.tracker.inFlight === 1, 'the request in flight');
+      assert.deepEqual(path.currentRequest(), { method: 'GET', uri: '/held' }, 'path only, never the query');
+      hold.resolve();
+      assert.equal((await answer).status, 200);
+      await until(() => path.tracker.inFlight === 0, 'the request ended');
+      assert.equal(path.tracker.requests, 1);
+      assert.equal(path.tracker.exceptions, 0);
+      assert.ok(path.tracker.runningTime > 0);
+      assert.equal(path.currentRequest(), null);
+      assert.equal(path.listen.size, 1, 'the server address was observed');
+      assert.deepEqual(reports, []);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('should count a failure once, whether marked before or after the response was sent', async () => {
+    const path = new RequestPath({ recordRequest: false, report: () => undefined });
+    const app = await serve(path, (req, res) => {
+      if (req.url === '/before') {
+        path.fail(res);
+        path.fail(res);
+        res.statusCode = 500;
+        res.end();
+      } else {
+        res.end('sent', () => {
+          path.fail(res);
+          path.fail(res);
+        });
+      }
+    });
+    try {
+      assert.equal((await get(app.port, '/before')).status, 500);
+      assert.equal((await get(app.port, '/after')).status, 200);
+      await until(() => path.tracker.requests === 2 && path.tracker.inFlight === 0, 'both ended');
+      assert.equal(path.tracker.exceptions, 2);
+      assert.equal(path.currentRequest(), null, 'nothing recorded when recordRequest is false');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('should count the same response begun twice in a row once', async () => {
+    const path = new RequestPath({ recordRequest: true, report: () => undefined });
+    const app = await serve(path, (req, res) => {
+      path.begin(req, res);
+      res.end('once');
+    });
+    try {
+      await get(app.port, '/');
+      await until(() => path.tracker.inFlight === 0 && path.tracker.requests > 0, 'the end');
+      assert.equal(path.tracker.requests, 1);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('Reporter', () => {
+  it('should report a kind once per episode, again after it cleared, and survive a throwing sink', () => {
+    const seen: string[] = [];
+    const reporter = new Reporter((error) => {
+      seen.push(error.message);
+      throw new Error('a broken onError');
+    });
+    reporter.report('file-EIO', new Error('one'));
+    reporter.report('file-EIO', new Error('two'));
+    reporter.report('lock-busy', 'three');
+    reporter.clear('file-*');
+    reporter.report('file-EIO', new Error('four'));
+    reporter.report('lock-busy', new Error('five'));
+    reporter.clear('lock-busy');
+    reporter.report('lock-busy', new Error('six'));
+    assert.deepEqual(seen, ['one', 'three', 'four', 'six']);
+  });
+});
+
+describe('WsgiStatusMonitor reports', () => {
+  const { dir, cleanup } = tempDir();
+  after(cleanup);
+
+  describe('when the same failure happens in two separate episodes', () => {
+    it('should report each episode once', async () => {
+      const file = join(dir, 'status.json');
+      const errors: Error[] = [];
+      const monitor = new WsgiStatusMonitor(file, { interval: 3_600_000, onError: (error) => errors.push(error) });
+      try {
+        const eisdir = () => errors.filter((error) => /EISDIR/.test(error.message)).length;
+        mkdirSync(file);
+        for (let i = 0; i < 3; i++) await monitor.tick();
+        assert.equal(eisdir(), 1, 'reported once while it lasts');
+        rmdirSync(file);
+        await monitor.tick();
+        assert.equal(eisdir(), 1, 'a good write reports nothing');
+        rmSync(file);
+        mkdirSync(file);
+        await monitor.tick();
+        await monitor.tick();
+        assert.equal(eisdir(), 2, 'the second episode is reported again, once');
+        rmdirSync(file);
+      } finally {
+        await monitor.close();
+      }
+    });
+  });
+});
