@@ -427,6 +427,15 @@ describe('GET /metrics on our own documents', { timeout: 60_000 }, () => {
   });
 });
 
+describe('examples/monitoring/prometheus.yml', () => {
+  it('should be a configuration promtool accepts', () => {
+    const file = new URL('../examples/monitoring/prometheus.yml', import.meta.url).pathname;
+    const run = spawnSync('promtool', ['check', 'config', file], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    assert.match(run.stdout, /SUCCESS/);
+  });
+});
+
 describe('collectUwsgiMetrics(options)', () => {
   describe('when given bad options', () => {
     it('should throw a TypeError naming the option', () => {
