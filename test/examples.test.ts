@@ -43,7 +43,7 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 }
 
 describe('examples/', () => {
-  for (const file of ['express.js', 'koa.js', 'fastify.js', 'http.js', 'instrument.js']) {
+  for (const file of ['express.js', 'koa.js', 'fastify.js', 'http.js', 'instrument.js', 'prom-client.js']) {
     describe(`when ${file} runs`, () => {
       it('should count a request in its status file and remove its slot on SIGTERM', async (t) => {
         const { dir, cleanup } = tempDir();

@@ -6,6 +6,7 @@
  * here, in a file of its own beside the stats server.
  */
 import type { UwsgiDocument } from '../model/document.js';
+import { PROMETHEUS_ROUTE } from './prometheus.js';
 
 /** What a route is given to build its answer. */
 export interface RouteContext {
@@ -13,6 +14,8 @@ export interface RouteContext {
   document: () => Promise<UwsgiDocument>;
   /** The stats server's address as uWSGI names it (`127.0.0.1:1717`, or a socket path). */
   server: string;
+  /** Hands a failure the route recovered from to the server's `onError`. */
+  report?: (error: unknown) => void;
 }
 
 /** An HTTP answer other than the JSON document. */
@@ -26,4 +29,4 @@ export interface HttpRoute {
 }
 
 /** The routes every HTTP stats server (in-app and `wsgi-status serve`) answers, by exact path (no query). */
-export const HTTP_ROUTES: ReadonlyMap<string, HttpRoute> = new Map<string, HttpRoute>([]);
+export const HTTP_ROUTES: ReadonlyMap<string, HttpRoute> = new Map<string, HttpRoute>([['/metrics', PROMETHEUS_ROUTE]]);

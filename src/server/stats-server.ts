@@ -288,7 +288,7 @@ export class StatsServer {
   /** An HTTP route's answer: `200` with its type and headers, or `500` when it fails. */
   private answerRoute(socket: Socket, route: HttpRoute): void {
     socket.once('finish', () => socket.destroy());
-    const context = { document: this.provider, server: this.name };
+    const context = { document: this.provider, server: this.name, report: (error: unknown) => this.report(error) };
     Promise.resolve()
       .then(() => route.body(context))
       .then(
@@ -303,14 +303,18 @@ export class StatsServer {
   }
 
   private fail(socket: Socket, http: boolean, error: unknown): void {
+    this.report(error);
+    if (socket.destroyed) return;
+    if (http) socket.end(HTTP_ERROR);
+    else socket.destroy();
+  }
+
+  private report(error: unknown): void {
     try {
       this.options.onError?.(error instanceof Error ? error : new Error(String(error)));
     } catch {
       // A throwing onError must not take the server down.
     }
-    if (socket.destroyed) return;
-    if (http) socket.end(HTTP_ERROR);
-    else socket.destroy();
   }
 
   private answer(socket: Socket, http: boolean): void {
