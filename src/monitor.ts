@@ -22,7 +22,7 @@ import { type ResolvedOptions, resolveOptions, type WsgiStatusOptions } from './
 import { coalesce, createStatusFileProvider } from './server/providers.js';
 import { StatsServer } from './server/stats-server.js';
 import { isProcessAlive, reconcile, retire, type SlotAssignment } from './store/slots.js';
-import { StatusFile } from './store/status-file.js';
+import { describeProblem, StatusFile } from './store/status-file.js';
 import { defaultBacklog, measureListenQueues, nameAddress, readMemorySize } from './system/proc.js';
 import { detectProcessRole, type ProcessRole } from './system/process-role.js';
 import { VERSION } from './version.js';
@@ -362,13 +362,8 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
         // Removing the slot is not retried by a later tick: wait out a busy or stale lock.
         final: remove,
       });
-      if (previous.problem === 'corrupt') {
-        this.report('file-corrupt', new Error(`wsgi-status: ${this.path} held invalid JSON; it was replaced`));
-      } else if (previous.problem === 'foreign') {
-        this.report(
-          'file-foreign',
-          new Error(`wsgi-status: ${this.path} held entries this library did not write; they were dropped`),
-        );
+      if (previous.problem !== null) {
+        this.report(`file-${previous.problem}`, new Error(describeProblem(previous.problem, this.path)));
       }
       if (this.document) this.emit('write', this.document);
     } catch (error) {

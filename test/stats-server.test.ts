@@ -174,7 +174,11 @@ describe('StatsServer', () => {
         assert.equal(routed.body, `${body.workers.length} workers at 127.0.0.1:${port}\n`);
         for (const path of ['/', '/text/', '/textx', '/other']) {
           const { data } = await readRaw({ host: '127.0.0.1', port }, { send: `GET ${path} HTTP/1.0\r\n\r\n` });
-          assert.equal(data.subarray(0, HEAD_END).toString('latin1'), HTTP_CAPTURE.subarray(0, HEAD_END).toString('latin1'), path);
+          assert.equal(
+            data.subarray(0, HEAD_END).toString('latin1'),
+            HTTP_CAPTURE.subarray(0, HEAD_END).toString('latin1'),
+            path,
+          );
         }
       } finally {
         await server.close();
@@ -399,6 +403,22 @@ describe('WsgiStatusMonitor with the stats option', () => {
         message: /option "statsMode" must be between 0 and 511/,
       });
       assert.throws(() => new WsgiStatusMonitor(file, { statsMode: 1.5 }), { name: 'TypeError', message: /"statsMode"/ });
+    });
+
+    it('should throw a TypeError naming statsHttp or statsMode given without stats', () => {
+      const file = join(dir, 'options.json');
+      assert.throws(() => new WsgiStatusMonitor(file, { statsHttp: true }), {
+        name: 'TypeError',
+        message: 'wsgi-status: option "statsHttp" needs the "stats" option (the stats server\'s address)',
+      });
+      assert.throws(() => new WsgiStatusMonitor(file, { statsMode: 0o600 }), {
+        name: 'TypeError',
+        message: 'wsgi-status: option "statsMode" needs the "stats" option (the stats server\'s address)',
+      });
+      // Asks for nothing: valid, as `statsHttp: process.env.X === '1'` must be.
+      const monitor = new WsgiStatusMonitor(file, { statsHttp: false });
+      assert.equal(monitor.stats, null);
+      return monitor.close();
     });
   });
 

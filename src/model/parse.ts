@@ -1,7 +1,14 @@
 import type { ListenAddress, RetiredSlot, UwsgiWorker } from './document.js';
 
-/** What was wrong with a status file that had to be repaired. */
-export type StatusProblem = 'corrupt' | 'foreign';
+/**
+ * What was wrong with a status file that had to be repaired:
+ * - `corrupt`: not JSON;
+ * - `foreign`: JSON, but entries (or the whole document) this library did not write;
+ * - `symlink`: a symbolic link sat at the path (never followed);
+ * - `not-regular`: a FIFO, socket, device or directory sat at the path (never read);
+ * - `too-large`: a regular file over the size cap (never read whole).
+ */
+export type StatusProblem = 'corrupt' | 'foreign' | 'symlink' | 'not-regular' | 'too-large';
 
 /** The trustworthy part of a status file, and what was wrong with the rest. */
 export interface ParsedStatus {
