@@ -134,7 +134,7 @@ describe('a status file this library did not write (issue 13)', () => {
         const before = stderr;
         for (let i = 0; i < 3; i++) {
           const served = strictDecode(
-            (await readRaw({ path: sock, timeoutMs: 2000 })).data.toString('utf8'),
+            (await readRaw({ path: sock }, { timeoutMs: 2000 })).data.toString('utf8'),
           ) as unknown as UwsgiDocument;
           assert.deepEqual(served.workers, []);
         }
