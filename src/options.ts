@@ -57,11 +57,12 @@ export interface WsgiStatusOptions {
   stats?: string;
   /**
    * Answer HTTP on the `stats` address instead of the raw document (uWSGI's `--stats-http`).
+   * `true` without `stats` is a TypeError.
    * @default false
    */
   statsHttp?: boolean;
   /**
-   * File mode of the `stats` unix socket.
+   * File mode of the `stats` unix socket. Given without `stats`, a TypeError.
    * @default 0o660
    */
   statsMode?: number;
@@ -141,6 +142,13 @@ export function resolveOptions(path: unknown, options: unknown = {}): ResolvedOp
     throw new TypeError(`wsgi-status: option "statsHttp" must be a boolean, got ${describeValue(given.statsHttp)}`);
   }
   const statsMode = given.statsMode === undefined ? 0o660 : integerIn('statsMode', given.statsMode, 0, 0o777);
+  // Without a stats server they would silently do nothing (issue 13). `statsHttp: false`
+  // asks for nothing, so it stays valid (apps pass `statsHttp: env === '1'`).
+  for (const name of ['statsHttp', 'statsMode'] as const) {
+    if (stats === null && given[name] !== undefined && given[name] !== false) {
+      throw new TypeError(`wsgi-status: option "${name}" needs the "stats" option (the stats server's address)`);
+    }
+  }
   return {
     path: file,
     interval,

@@ -4,6 +4,7 @@
  * file and real stats sockets.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer } from 'node:net';
@@ -143,8 +144,9 @@ describe('wsgi-status (CLI)', () => {
     it('should give one clear line and a non-zero exit on bad input', async () => {
       const invalid = join(dir, 'invalid.json');
       writeFileSync(invalid, '{"workers": [');
-      const foreign = join(dir, 'foreign.json');
-      writeFileSync(foreign, '{"workers": [{"id": 1.5}]}');
+      // A file that is not JSON or not a file stops show; foreign JSON gives a document (test/foreign-file.test.ts).
+      const fifo = join(dir, 'fifo.json');
+      execFileSync('mkfifo', [fifo]);
       const refused = createServer();
       await new Promise<void>((resolve) => refused.listen(0, '127.0.0.1', resolve));
       const closedPort = (refused.address() as { port: number }).port;
@@ -152,7 +154,7 @@ describe('wsgi-status (CLI)', () => {
       const cases: Array<[string[], RegExp]> = [
         [['show', join(dir, 'missing.json')], /missing\.json: no such file or socket/],
         [['show', invalid], /invalid\.json holds invalid JSON/],
-        [['show', foreign], /foreign\.json is not a wsgi-status status file/],
+        [['show', fifo], /fifo\.json is not a regular file \(not read\)/],
         [['show', dir], /it is a directory \(EISDIR\)/],
         [
           ['show', `unix://${join(dir, 'nobody.sock')}`],

@@ -211,6 +211,8 @@ export interface LoadResult {
   byPid: Map<number, number>;
   ok: number;
   errors: number;
+  /** Milliseconds from sending each answered request to the end of its response. */
+  latencies: number[];
 }
 
 /** A running load; `stop()` ends it and resolves with what it saw once every request in flight settled. */
@@ -233,13 +235,14 @@ export function startLoad(
   const maxRequests = options.maxRequests ?? 1_000_000;
   const deadline = Date.now() + (options.durationMs ?? 60_000);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const result: LoadResult = { byPid: new Map(), ok: 0, errors: 0 };
+  const result: LoadResult = { byPid: new Map(), ok: 0, errors: 0, latencies: [] };
   let started = 0;
   let stopped = false;
   const begin = Date.now();
 
   const one = () =>
     new Promise<void>((resolve) => {
+      const sentAt = performance.now();
       const req = request({ host: '127.0.0.1', port, path: '/load?n=1', agent }, (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -250,6 +253,7 @@ export function startLoad(
           const pid = Number(body);
           if (res.statusCode === 200 && Number.isInteger(pid)) {
             result.ok++;
+            result.latencies.push(performance.now() - sentAt);
             result.byPid.set(pid, (result.byPid.get(pid) ?? 0) + 1);
           } else {
             result.errors++;

@@ -25,6 +25,7 @@ import {
   waitForStatus,
   workerOf,
 } from './helpers.ts';
+import { worldReadableCopy } from './private-copy.ts';
 
 const fixtureDocument = JSON.parse(
   readFileSync(new URL('fixtures/uwsgi-2.0.21-stats-busy.json', import.meta.url), 'utf8'),
@@ -348,7 +349,7 @@ describe('bad status paths and files', () => {
     });
   }
 
-  it('should report an unwritable path (EACCES) once, and keep serving', async () => {
+  it('should report an unwritable path (EACCES) once, and keep serving', async (t) => {
     const { dir, cleanup } = tempDir();
     const locked = join(dir, 'locked');
     mkdirSync(locked);
@@ -356,17 +357,17 @@ describe('bad status paths and files', () => {
     chmodSync(dir, 0o777);
     const file = join(locked, 'status.json');
     if (process.getuid?.() === 0) {
-      // root ignores file modes: run the app as an unprivileged user for a real EACCES.
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', new URL('fixtures/eacces-app.ts', import.meta.url).pathname, file],
-        {
-          uid: 65534,
-          gid: 65534,
-          stdio: ['ignore', 'pipe', 'inherit'],
-          env: { ...process.env, TSX_TSCONFIG_PATH: undefined, HOME: dir },
-        },
-      );
+      // root ignores file modes: run the app as an unprivileged user for a real EACCES,
+      // from a world-readable copy (the checkout may be in a 0700 directory).
+      const copy = worldReadableCopy('eacces-app.mjs');
+      t.after(copy.cleanup);
+      const child = spawn(process.execPath, [copy.fixture, file, copy.http], {
+        cwd: copy.dir,
+        uid: 65534,
+        gid: 65534,
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, HOME: dir },
+      });
       let output = '';
       child.stdout.on('data', (chunk) => {
         output += chunk;

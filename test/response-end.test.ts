@@ -11,9 +11,13 @@ import {
   constants as http2Constants,
 } from 'node:http2';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import express from 'express';
+import { wsgiStatus } from '../src/index.ts';
 import { onResponseEnd, type ResponseLike } from '../src/model/response-end.ts';
-import { closeServer, deferred, get, listen, sleep, until } from './helpers.ts';
+import { WsgiStatusMonitor } from '../src/monitor.ts';
+import { closeServer, deferred, get, listen, sleep, tempDir, until, waitForStatus, workerOf } from './helpers.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -231,6 +235,91 @@ describe('onResponseEnd(res, listener)', () => {
     });
   });
 
+  describe('when called after the response ended', () => {
+    /** A server whose handler hands out its response once it has closed: nobody listened before. */
+    async function closedResponse(abort: boolean): Promise<{ res: ServerResponse; server: Server }> {
+      const closed = deferred<ServerResponse>();
+      const server = createServer((_req, res) => {
+        res.once('close', () => closed.resolve(res));
+        if (!abort) res.end('done');
+      });
+      const port = await listen(server);
+      if (abort) {
+        const socket = connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        socket.write('GET /gone HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+        server.once('request', () => setTimeout(() => socket.destroy(), 5));
+      } else {
+        await get(port, '/done');
+      }
+      return { res: await closed.promise, server };
+    }
+
+    for (const [what, abort] of [
+      ['answered', false],
+      ['whose client aborted', true],
+    ] as const) {
+      it(`should fire at once, once, for a response ${what}`, async () => {
+        const { res, server } = await closedResponse(abort);
+        try {
+          let calls = 0;
+          onResponseEnd(res, () => calls++);
+          assert.equal(calls, 0, 'never inside the call itself');
+          await Promise.resolve();
+          assert.equal(calls, 1, 'on the next microtask, before any I/O');
+          await sleep(20);
+          assert.equal(calls, 1);
+        } finally {
+          await closeServer(server);
+        }
+      });
+    }
+
+    it("should fire once, on 'close', when called after end() but before 'close'", async () => {
+      const calls: boolean[] = [];
+      const closed = deferred();
+      const server = createServer((_req, res) => {
+        res.end('ended');
+        onResponseEnd(res, () => calls.push(res.closed));
+        res.on('close', () => setImmediate(closed.resolve));
+      });
+      try {
+        await get(await listen(server), '/');
+        await closed.promise;
+        assert.deepEqual(calls, [true]);
+      } finally {
+        await closeServer(server);
+      }
+    });
+
+    it('should fire at once for an HTTP/2 stream that was cancelled', async () => {
+      const closed = deferred<Http2ServerResponse>();
+      const server = createHttp2Server((_req, res) => {
+        res.once('close', () => closed.resolve(res));
+      });
+      const port = await new Promise<number>((resolve) =>
+        server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
+      );
+      const session = connectHttp2(`http://127.0.0.1:${port}`);
+      session.on('error', () => {});
+      try {
+        const stream = session.request({ ':path': '/cancel' });
+        stream.on('error', () => {});
+        server.once('request', () => stream.close(http2Constants.NGHTTP2_CANCEL));
+        const res = await closed.promise;
+        let calls = 0;
+        onResponseEnd(res, () => calls++);
+        await Promise.resolve();
+        assert.equal(calls, 1);
+        await sleep(20);
+        assert.equal(calls, 1);
+      } finally {
+        session.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  });
+
   describe('when an HTTP/2 stream is cancelled', () => {
     it("should call it once, though 'finish' and 'close' both fire", async () => {
       const calls: boolean[] = [];
@@ -265,6 +354,82 @@ describe('onResponseEnd(res, listener)', () => {
       } finally {
         session.destroy();
         await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  });
+});
+
+describe('WsgiStatusMonitor.begin(req, res)', () => {
+  describe('when the response has already closed (issue 13, acceptance 3)', () => {
+    it('should bring in_flight back to 0 at once and count the request once', async () => {
+      const { dir, cleanup } = tempDir();
+      const monitor = new WsgiStatusMonitor(join(dir, 'status.json'), { interval: 1000 });
+      const closed = deferred<{ req: IncomingMessage; res: ServerResponse }>();
+      const server = createServer((req, res) => {
+        res.once('close', () => closed.resolve({ req, res }));
+      });
+      try {
+        const port = await listen(server);
+        const socket = connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        socket.write('GET /late HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+        server.once('request', () => setTimeout(() => socket.destroy(), 5));
+        const { req, res } = await closed.promise;
+        monitor.begin(req, res);
+        await Promise.resolve();
+        const now = monitor.snapshot();
+        assert.equal(now.in_flight, 0);
+        assert.equal(now.status, 'idle');
+        assert.equal(now.delta_requests, 1);
+        await sleep(20);
+        assert.equal(monitor.snapshot().delta_requests, 1, 'counted once');
+        assert.equal(monitor.snapshot().in_flight, 0);
+      } finally {
+        await monitor.close();
+        await closeServer(server);
+        cleanup();
+      }
+    });
+  });
+
+  describe('when a client aborts during an async middleware before wsgiStatus in Express', () => {
+    it('should show the worker idle within one interval', async () => {
+      const { dir, cleanup } = tempDir();
+      const file = join(dir, 'status.json');
+      const interval = 100;
+      const middleware = wsgiStatus(file, { interval });
+      const entered = deferred();
+      const app = express();
+      app.use(async (_req, _res, next) => {
+        entered.resolve();
+        await sleep(60);
+        next();
+      });
+      app.use(middleware);
+      app.get('/', (_req, res) => {
+        res.send('never sent');
+      });
+      const server = createServer(app);
+      try {
+        const port = await listen(server);
+        const socket = connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+        await entered.promise;
+        socket.destroy();
+        await sleep(80); // the middleware has called wsgiStatus on the closed response
+        const startedAt = Date.now();
+        const document = await waitForStatus(file, (d) => {
+          const me = workerOf(d);
+          return me !== undefined && me.delta_requests === 1 && me.in_flight === 0 && me.last_update >= startedAt;
+        });
+        assert.equal(workerOf(document)?.status, 'idle');
+        assert.ok(Date.now() - startedAt <= 2 * interval, `idle after ${Date.now() - startedAt} ms`);
+        assert.equal(middleware.monitor.snapshot().in_flight, 0);
+      } finally {
+        await middleware.close();
+        await closeServer(server);
+        cleanup();
       }
     });
   });

@@ -321,7 +321,9 @@ export async function mackerel(args: string[], context: CliContext): Promise<num
     );
   }
   const timeout = integerOption('mackerel', 'timeout', values.timeout as string | undefined, 5000, 1, 600_000);
-  const document = await loadDocument(await resolveSource(targets[0]), timeout);
+  const document = await loadDocument(await resolveSource(targets[0]), timeout, (message) =>
+    context.stderr.write(`wsgi-status: mackerel: ${message}\n`),
+  );
   const statePath = typeof values.tempfile === 'string' ? values.tempfile : defaultStatePath(prefix, args, context.env);
   const result = formatValues(prefix, vassalOnly, collectMetrics(document), await readState(statePath), Date.now());
   if (result.lines.length > 0) context.stdout.write(`${result.lines.join('\n')}\n`);

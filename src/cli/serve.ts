@@ -4,11 +4,12 @@
  * app's event loop is blocked, the sidecar still answers, and measures the
  * app's listen queue at that moment.
  */
-import { readFile } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import { resolveStatusPath } from '../options.js';
 import { parseStatsAddress } from '../server/address.js';
 import { coalesce } from '../server/providers.js';
 import { StatsServer } from '../server/stats-server.js';
+import { readStatusTextSync } from '../store/safe-file.js';
 import { type CliContext, CliError, onePositional, parseCommand } from './common.js';
 import { readStatusFile } from './source.js';
 
@@ -24,7 +25,9 @@ Serve a status file the way uWSGI's stats server does, until SIGINT or SIGTERM.
   -h, --help         this help
 
 Each client gets the file as it is now, workers whose process is gone left
-out, and the listen queues of the app's sockets measured at that moment.
+out, and the listen queues of the app's sockets measured at that moment. A
+file the app did not write (a real uWSGI's stats, say) still gives a valid
+document: its uWSGI-shaped workers, or none; what was wrong is said once.
 `;
 
 /** Parses an octal file mode such as `660`, `0660` or `0o660`. */
@@ -62,24 +65,30 @@ export async function serve(args: string[], context: CliContext): Promise<number
   }
   const mode = typeof values.mode === 'string' ? parseMode(values.mode) : 0o660;
 
-  // Fail now on a file that exists but cannot be read; a missing one is normal before the app starts.
-  await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOENT') throw new CliError(`serve: cannot read ${path}: ${error.code ?? error.message}`);
-  });
+  // Fail now on a file that cannot be read or replaced; a missing one is normal before the app starts.
+  let first: ReturnType<typeof readStatusTextSync>;
+  try {
+    first = readStatusTextSync(path);
+  } catch (error) {
+    throw new CliError(`serve: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (first.unusable === 'not-regular' && lstatSync(path).isDirectory()) throw new CliError(`serve: cannot read ${path}: EISDIR`);
 
+  // Once per kind of failure, as the library does: a broken file must not flood the log.
   const reported = new Set<string>();
+  const report = (error: Error) => {
+    const kind = (error as NodeJS.ErrnoException).code ?? error.message;
+    if (reported.has(kind)) return;
+    reported.add(kind);
+    context.stderr.write(`wsgi-status: serve: ${error.message.replace(/^wsgi-status: /, '')}\n`);
+  };
   const server = new StatsServer({
     address,
     http: values['stats-http'] === true,
     mode,
-    provider: coalesce(() => readStatusFile(path)),
-    // Once per kind of failure, as the library does: a broken file must not flood the log.
-    onError: (error) => {
-      const kind = (error as NodeJS.ErrnoException).code ?? error.message;
-      if (reported.has(kind)) return;
-      reported.add(kind);
-      context.stderr.write(`wsgi-status: serve: ${error.message.replace(/^wsgi-status: /, '')}\n`);
-    },
+    // Every client gets a valid document, whatever the file holds (issue 13).
+    provider: coalesce(() => readStatusFile(path, report)),
+    onError: report,
   });
   try {
     await server.listen();

@@ -32,7 +32,9 @@ export async function show(args: string[], context: CliContext): Promise<number>
   if (values.json && values.table) throw new CliError('show: choose one of --json and --table', 2);
   const target = onePositional('show', positionals, 'the status file or stats address');
   const timeout = integerOption('show', 'timeout', values.timeout as string | undefined, 5000, 1, 600_000);
-  const document = await loadDocument(await resolveSource(target), timeout);
+  const document = await loadDocument(await resolveSource(target), timeout, (message) =>
+    context.stderr.write(`wsgi-status: show: ${message}\n`),
+  );
   if (values.table) context.stdout.write(`${[...summary(document), '', ...workerTable(document)].join('\n')}\n`);
   else context.stdout.write(`${formatUwsgiJson(document)}\n`);
   return 0;

@@ -5,12 +5,12 @@
  * readers in DESIGN.md accept.
  */
 
-import { stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import type { UwsgiDocument } from '../model/document.js';
-import { createStatusFileProvider, type DocumentIdentity } from '../server/providers.js';
+import { createStatusFileProvider, type DocumentIdentity, StatusFileError } from '../server/providers.js';
 import { VERSION } from '../version.js';
 import { CliError } from './common.js';
 
@@ -64,9 +64,14 @@ export function describeSource(source: StatsSource): string {
  * Reads the document once. A status file is read the way the `serve` sidecar
  * serves it (gone workers dropped, listen queues measured now); a server's
  * answer is taken as it comes. Throws a {@link CliError} with one clear line.
+ * `warn` hears of a file whose entries were partly left out (not uWSGI workers).
  */
-export async function loadDocument(source: StatsSource, timeoutMs = 5000): Promise<UwsgiDocument> {
-  if (source.kind === 'file') return loadFile(source.path);
+export async function loadDocument(
+  source: StatsSource,
+  timeoutMs = 5000,
+  warn?: (message: string) => void,
+): Promise<UwsgiDocument> {
+  if (source.kind === 'file') return loadFile(source.path, warn);
   let text: string;
   try {
     text = source.kind === 'http' ? await readHttp(source.url, timeoutMs) : await readSocket(source, timeoutMs);
@@ -109,24 +114,34 @@ function ownIdentity(): DocumentIdentity {
   };
 }
 
-async function loadFile(path: string): Promise<UwsgiDocument> {
-  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
+async function loadFile(path: string, warn?: (message: string) => void): Promise<UwsgiDocument> {
+  // lstat: the status file is never a link (the writers replace one), and a reader must not follow one either.
+  const info = await lstat(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') throw new CliError(`${path}: no such file or socket`);
     throw new CliError(`cannot read ${path}: ${error.code ?? error.message}`);
   });
   if (info.isDirectory()) throw new CliError(`cannot read ${path}: it is a directory (EISDIR)`);
-  try {
-    return await readStatusFile(path);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EINVALIDJSON' || code === 'EFOREIGN') throw new CliError((error as Error).message);
-    throw new CliError(`cannot read ${path}: ${code ?? (error as Error).message}`);
+  let fatal: Error | null = null;
+  const document = await readStatusFile(path, (error) => {
+    if (error instanceof StatusFileError && !error.unusable) warn?.(error.message);
+    else fatal ??= error;
+  });
+  if (fatal !== null) {
+    const failure = fatal as NodeJS.ErrnoException;
+    throw new CliError(
+      failure instanceof StatusFileError ? failure.message : `cannot read ${path}: ${failure.code ?? failure.message}`,
+    );
   }
+  return document;
 }
 
-/** The status file as the sidecar serves it. */
-export function readStatusFile(path: string): Promise<UwsgiDocument> {
-  return createStatusFileProvider({ path, identity: (fromFile) => fromFile ?? ownIdentity() })();
+/**
+ * The status file as the sidecar serves it: always a valid document. What
+ * was wrong with the file goes to `onFileError`; without it, a file that
+ * cannot be read or is not JSON rejects.
+ */
+export function readStatusFile(path: string, onFileError?: (error: Error) => void): Promise<UwsgiDocument> {
+  return createStatusFileProvider({ path, identity: (fromFile) => fromFile ?? ownIdentity(), onFileError })();
 }
 
 function readSocket(source: { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number }, timeoutMs: number) {

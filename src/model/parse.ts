@@ -1,7 +1,14 @@
 import type { ListenAddress, RetiredSlot, UwsgiWorker } from './document.js';
 
-/** What was wrong with a status file that had to be repaired. */
-export type StatusProblem = 'corrupt' | 'foreign';
+/**
+ * What was wrong with a status file that had to be repaired:
+ * - `corrupt`: not JSON;
+ * - `foreign`: JSON, but entries (or the whole document) this library did not write;
+ * - `symlink`: a symbolic link sat at the path (never followed);
+ * - `not-regular`: a FIFO, socket, device or directory sat at the path (never read);
+ * - `too-large`: a regular file over the size cap (never read whole).
+ */
+export type StatusProblem = 'corrupt' | 'foreign' | 'symlink' | 'not-regular' | 'too-large';
 
 /** The trustworthy part of a status file, and what was wrong with the rest. */
 export interface ParsedStatus {
@@ -32,6 +39,9 @@ const WORKER_UINT_KEYS = [
   'last_update',
 ] as const;
 
+/** The unsigned fields of a worker in uWSGI's own document (a real uWSGI's capture has no Node-only ones). */
+const UWSGI_WORKER_UINT_KEYS = WORKER_UINT_KEYS.filter((key) => key !== 'in_flight' && key !== 'last_update');
+
 const RETIRED_UINT_KEYS = ['id', 'pid', 'respawn_count', 'requests', 'exceptions', 'tx', 'running_time', 'retired_at'] as const;
 
 function isUint(value: unknown): value is number {
@@ -57,18 +67,43 @@ export function isWorkerEntry(value: unknown): value is UwsgiWorker {
   return true;
 }
 
+/**
+ * A worker in uWSGI's own shape (a real uWSGI's stats, another tool's file):
+ * uWSGI's fields with their types; `id` and `pid` 0 is a cheaped worker's row. What a
+ * reader serves as it is; never what a writer keeps in the file it owns.
+ */
+export function isUwsgiWorker(value: unknown): value is UwsgiWorker {
+  if (!isRecord(value)) return false;
+  for (const key of UWSGI_WORKER_UINT_KEYS) if (!isUint(value[key])) return false;
+  return typeof value.status === 'string' && Array.isArray(value.apps) && Array.isArray(value.cores);
+}
+
 function isRetiredSlot(value: unknown): value is RetiredSlot {
   if (!isRecord(value)) return false;
   for (const key of RETIRED_UINT_KEYS) if (!isUint(value[key])) return false;
   return (value.id as number) >= 1;
 }
 
+/** Which worker entries {@link parseStatus} keeps. */
+export interface ParseOptions {
+  /**
+   * `'own'`: only entries exactly as this library writes them (a writer
+   * rebuilding the file it owns). `'uwsgi'`: also any worker in uWSGI's shape
+   * (a reader serving a file it did not write, e.g. a real uWSGI's capture);
+   * such entries may lack the Node-only fields (`in_flight`, `last_update`).
+   * @default 'own'
+   */
+  accept?: 'own' | 'uwsgi';
+}
+
 /**
  * Reads a status file's text without trusting it: entries that are not
- * exactly what this library writes are dropped, duplicate ids keep the most
- * recently updated entry, and anything unparsable counts as empty. Pure.
+ * exactly what this library writes (or, with `accept: 'uwsgi'`, not in
+ * uWSGI's shape) are dropped, duplicate ids keep the most recently updated
+ * entry, and anything unparsable counts as empty. Pure.
  */
-export function parseStatus(text: string): ParsedStatus {
+export function parseStatus(text: string, options: ParseOptions = {}): ParsedStatus {
+  const accepts = options.accept === 'uwsgi' ? (entry: unknown) => isWorkerEntry(entry) || isUwsgiWorker(entry) : isWorkerEntry;
   if (text.trim() === '') return { workers: [], retired: [], problem: null };
   let data: unknown;
   try {
@@ -80,7 +115,7 @@ export function parseStatus(text: string): ParsedStatus {
   let problem: StatusProblem | null = null;
   const byId = new Map<number, UwsgiWorker>();
   for (const entry of data.workers) {
-    if (!isWorkerEntry(entry)) {
+    if (!accepts(entry)) {
       problem = 'foreign';
       continue;
     }

@@ -9,15 +9,35 @@
  * `'close'` listener needs no second listener and no flag on the response:
  * measured under Express, the first-of-`'finish'`-or-`'close'` form with a
  * flag cost about a fifth more.
+ *
+ * But `'close'` may already be gone: a client that aborted while an earlier
+ * asynchronous middleware ran closes the response before anyone listens, and
+ * a listener added then never fires (issue 13: `in_flight` stuck at 1 for
+ * the life of the process). jshttp/on-finished asks first too (`isFinished`).
+ * Ours asks whether `'close'` itself has happened: `res.closed` (set by
+ * node:http right before it emits `'close'`, for an answered response and an
+ * aborted one alike), or for HTTP/2, whose compatibility response has no
+ * `closed`, `res.stream.closed`. A response that is ended but not yet closed
+ * still gets its `'close'`, so listening stays right for it.
  */
 
 /** The part of `http.ServerResponse` / `http2.Http2ServerResponse` this library uses. */
 export interface ResponseLike {
   on(event: 'close', listener: () => void): unknown;
   statusCode: number;
+  /** `http.ServerResponse`: true once `'close'` has been emitted. */
+  readonly closed?: boolean;
+  /** `http2.Http2ServerResponse`: its stream, closed once the exchange is over. */
+  readonly stream?: { readonly closed?: boolean };
 }
 
-/** Calls `listener` exactly once, when `res` ends. */
+/**
+ * Calls `listener` exactly once, when `res` ends. When `res` has already
+ * closed, the listener is called on the next microtask: never inside this
+ * call (the caller finishes its own set-up first, as with any event), yet
+ * before any I/O or timer runs. The check costs two property reads.
+ */
 export function onResponseEnd(res: ResponseLike, listener: () => void): void {
-  res.on('close', listener);
+  if (res.closed === true || res.stream?.closed === true) queueMicrotask(listener);
+  else res.on('close', listener);
 }

@@ -70,7 +70,8 @@ export class RequestPath {
   begin(req: RequestLike, res: ResponseLike): void {
     try {
       // The same request twice in a row (Fastify's server listener and hook, a
-      // middleware mounted twice): count it once.
+      // middleware mounted twice): count it once. Kept after the end, since a
+      // response that had already closed ends before its second begin().
       if (res === this.lastResponse) return;
       this.lastResponse = res;
       const now = performance.now();
@@ -147,7 +148,6 @@ export class RequestPath {
       }
       this.tracker.end(performance.now() - start, failed);
       if (this.current !== null && this.current === (res as { req?: RequestLike }).req) this.current = null;
-      if (this.lastResponse === res) this.lastResponse = null;
     } catch (error) {
       this.report('request', error);
     }

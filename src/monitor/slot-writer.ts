@@ -12,7 +12,7 @@ import { formatUwsgiJson } from '../model/format.js';
 import type { ParsedStatus } from '../model/parse.js';
 import type { ResolvedOptions } from '../options.js';
 import { reconcile, retire, type SlotAssignment } from '../store/slots.js';
-import { StatusFile } from '../store/status-file.js';
+import { describeProblem, StatusFile } from '../store/status-file.js';
 import { isProcessAlive } from '../system/liveness.js';
 import { measureListenQueues, readMemorySize } from '../system/proc.js';
 import { detectProcessRole, type ProcessRole, processIdentity } from '../system/process-role.js';
@@ -170,14 +170,8 @@ export class SlotWriter {
       // file's episode ends with the first clean read, not with the repair.
       this.reporter.clear('lock-*', 'file-*');
       if (previous.problem === null) this.reporter.clear('content-*');
-      const path = this.options.path;
-      if (previous.problem === 'corrupt') {
-        this.reporter.report('content-corrupt', new Error(`wsgi-status: ${path} held invalid JSON; it was replaced`));
-      } else if (previous.problem === 'foreign') {
-        this.reporter.report(
-          'content-foreign',
-          new Error(`wsgi-status: ${path} held entries this library did not write; they were dropped`),
-        );
+      if (previous.problem !== null) {
+        this.reporter.report(`content-${previous.problem}`, new Error(describeProblem(previous.problem, this.options.path)));
       }
       if (this.document) this.onWrite(this.document);
     } catch (error) {

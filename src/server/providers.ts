@@ -4,10 +4,17 @@
  * place, so a reader never sees a partial one), with the gone workers
  * dropped and the listen queues measured from /proc at that moment, the way
  * uWSGI's master measures them when a stats client connects.
+ *
+ * The file is read the way the writers read it (store/safe-file.ts: no link
+ * followed, no blocking on a FIFO, at most 16 MiB), and a file this library
+ * did not write still gives a valid document: its workers when they have
+ * uWSGI's shape (a real uWSGI's capture), else none (issue 13: the sidecar
+ * answered such a file with an empty connection, which Netdata reports as
+ * "unexpectedly disconnected").
  */
-import { readFile } from 'node:fs/promises';
 import { buildDocument, type DocumentIdentity, type UwsgiDocument, type UwsgiWorker } from '../model/document.js';
-import { parseStatus } from '../model/parse.js';
+import { parseStatus, type StatusProblem } from '../model/parse.js';
+import { readStatusTextSync } from '../store/safe-file.js';
 import { lowestFreeId } from '../store/slots.js';
 import { isProcessAlive } from '../system/liveness.js';
 import { measureListenQueues, type NamedAddress } from '../system/proc.js';
@@ -39,8 +46,11 @@ export interface StatusFileProviderOptions {
   /** The answering process's own entry, which replaces its slot from the file. */
   self?: () => SelfEntry | null | Promise<SelfEntry | null>;
   /**
-   * Called with a file that cannot be read or parsed; the document is then
-   * built from `self` alone. Without it, such a file rejects the provider.
+   * Called with what was wrong with the file (a {@link StatusFileError}, or
+   * an fs error such as EACCES); the document is then built from what could
+   * be used (the file's uWSGI-shaped workers, or `self` alone). Without it,
+   * a file that cannot be read or is not JSON rejects the provider, and
+   * entries that are not uWSGI workers are dropped silently.
    */
   onFileError?: (error: Error) => void;
   /** Entries not refreshed for this long (ms) are dropped. Default: only entries whose pid is gone. */
@@ -51,16 +61,40 @@ export interface StatusFileProviderOptions {
   measure?: typeof measureListenQueues;
 }
 
-/** A status file that holds something other than this library's document. */
+/** What {@link StatusFileError} says was wrong with the file. */
+export type StatusFileErrorCode = 'EINVALIDJSON' | 'EFOREIGN' | 'ESYMLINK' | 'ENOTREG' | 'ETOOLARGE';
+
+const CODES: Record<StatusProblem, StatusFileErrorCode> = {
+  corrupt: 'EINVALIDJSON',
+  foreign: 'EFOREIGN',
+  symlink: 'ESYMLINK',
+  'not-regular': 'ENOTREG',
+  'too-large': 'ETOOLARGE',
+};
+
+const MESSAGES: Record<StatusFileErrorCode, string> = {
+  EINVALIDJSON: 'holds invalid JSON',
+  EFOREIGN: 'holds entries that are not uWSGI workers; they were left out',
+  ESYMLINK: 'is a symbolic link (not followed)',
+  ENOTREG: 'is not a regular file (not read)',
+  ETOOLARGE: 'is larger than 16 MiB (not read)',
+};
+
+/** A status file that holds something other than a status document (or is not a file at all). */
 export class StatusFileError extends Error {
-  readonly code: 'EINVALIDJSON' | 'EFOREIGN';
+  readonly code: StatusFileErrorCode;
   readonly path: string;
 
-  constructor(code: 'EINVALIDJSON' | 'EFOREIGN', path: string) {
-    super(code === 'EINVALIDJSON' ? `${path} holds invalid JSON` : `${path} is not a wsgi-status status file`);
+  constructor(code: StatusFileErrorCode, path: string) {
+    super(`${path} ${MESSAGES[code]}`);
     this.name = 'StatusFileError';
     this.code = code;
     this.path = path;
+  }
+
+  /** Whether nothing of the file could be used (as opposed to some entries left out). */
+  get unusable(): boolean {
+    return this.code !== 'EFOREIGN';
   }
 }
 
@@ -75,22 +109,33 @@ export function createStatusFileProvider(options: StatusFileProviderOptions): Do
     let workers: UwsgiWorker[] = [];
     let fromFile: DocumentIdentity | null = null;
     try {
-      const text = await readFile(options.path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT') return '';
-        throw error;
-      });
-      const parsed = parseStatus(text);
-      if (parsed.problem === 'corrupt') throw new StatusFileError('EINVALIDJSON', options.path);
-      if (parsed.problem === 'foreign' && parsed.workers.length === 0) throw new StatusFileError('EFOREIGN', options.path);
+      const read = readStatusTextSync(options.path);
+      const parsed =
+        read.unusable === null
+          ? parseStatus(read.text, { accept: 'uwsgi' })
+          : { workers: [], retired: [], problem: read.unusable };
       workers = parsed.workers;
-      fromFile = readIdentity(text);
+      if (read.unusable === null) fromFile = readIdentity(read.text);
+      if (parsed.problem !== null) {
+        const error = new StatusFileError(CODES[parsed.problem], options.path);
+        if (options.onFileError) options.onFileError(error);
+        else if (error.unusable) throw error;
+      }
     } catch (error) {
-      if (!options.onFileError) throw error;
+      if (!options.onFileError || error instanceof StatusFileError) throw error;
       options.onFileError(error as Error);
     }
     const now = Date.now();
     const staleAfter = options.staleAfterMs;
-    workers = workers.filter((w) => isAlive(w.pid) && (staleAfter === undefined || now - w.last_update <= staleAfter));
+    // A uWSGI capture's workers have no `last_update`: only their pid decides. Id and pid 0 are
+    // a cheaped row (no process; uwsgi_exporter drops id 0 anyway).
+    workers = workers.filter(
+      (w) =>
+        w.id >= 1 &&
+        w.pid > 0 &&
+        isAlive(w.pid) &&
+        (staleAfter === undefined || typeof w.last_update !== 'number' || now - w.last_update <= staleAfter),
+    );
     const self = await options.self?.();
     if (self) {
       const me = { ...self.worker };

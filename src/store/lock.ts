@@ -38,11 +38,12 @@ export interface LockOptions {
 /** What the task run under the lock can ask of it. */
 export interface HeldLock {
   /**
-   * Resolves while the lock is still ours with a safe margin before others may
-   * call it stale; rejects with code `ECOMPROMISED` otherwise. Call it right
-   * before a write that must not race another holder.
+   * Returns while the lock is still ours with a safe margin before others may
+   * call it stale; throws with code `ECOMPROMISED` otherwise. Synchronous (two
+   * stat-sized checks), so it can run right before the rename that must not
+   * race another holder, with nothing in between.
    */
-  assertHeld(): Promise<void>;
+  assertHeld(): void;
 }
 
 /** Thrown (as `code: 'ELOCKED'`) when the lock could not be taken within `waitMs`. */
@@ -137,7 +138,7 @@ function lockLost(message: string, cause?: unknown): Error {
  * when it is busy, and with `ECOMPROMISED` when the task's
  * {@link HeldLock.assertHeld} found the lock taken over.
  */
-export async function withLock<T>(file: string, options: LockOptions, task: (lock: HeldLock) => Promise<T>): Promise<T> {
+export async function withLock<T>(file: string, options: LockOptions, task: (lock: HeldLock) => T | Promise<T>): Promise<T> {
   // proper-lockfile keys its locks by path.resolve(file) when realpath is false.
   const key = resolve(file);
   // Once per lock, and never after our own release: proper-lockfile's refresh
@@ -162,7 +163,7 @@ export async function withLock<T>(file: string, options: LockOptions, task: (loc
     return lockMtime(options.lockPath) === held.mtime.getTime();
   };
   const lock: HeldLock = {
-    assertHeld: async () => {
+    assertHeld: () => {
       if (!ours()) throw lost(lockLost(`the lock ${options.lockPath} was taken over while held; write skipped`));
       // Others call the lock stale `staleMs` after its last refresh; keep a quarter of that as margin for the write.
       if (Date.now() - held.lastUpdate > (options.staleMs * 3) / 4) {

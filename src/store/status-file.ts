@@ -3,19 +3,24 @@
  *
  * Readers never lock and never see a partial file: every write goes to a
  * temporary file in the same directory and is renamed over the target
- * (write-file-atomic). Writers serialise read-merge-write with the lock, so
- * each process replaces only its own slot and no update is lost.
+ * (safe-file.ts, which never follows a link or blocks on a special file).
+ * Writers serialise read-merge-write with the lock, so each process replaces
+ * only its own slot and no update is lost. Under the lock everything is
+ * synchronous, and ownership is checked again right before the rename: a
+ * holder whose event loop was blocked past the lock's stale time never writes
+ * over the process that took the lock over (issue 13).
  */
-import { readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { lstat, readdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
-import { type ParsedStatus, parseStatus } from '../model/parse.js';
+import { type ParsedStatus, parseStatus, type StatusProblem } from '../model/parse.js';
 import { type HeldLock, type LockOptions, withLock, withLockSync } from './lock.js';
+import { MAX_STATUS_BYTES, makeDirectory, readStatusTextSync, replaceStatusFileSync } from './safe-file.js';
+
+export { MAX_STATUS_BYTES } from './safe-file.js';
 
 /** How the file is written. */
 export interface StatusFileOptions {
-  /** File mode of the status file. */
+  /** File mode of the status file (exact, whatever the umask). Directories the store creates get `directoryMode(mode)` (safe-file.ts). */
   mode: number;
   /** The lock's stale time and how long a writer waits for it. */
   lock: Omit<LockOptions, 'lockPath'>;
@@ -26,18 +31,22 @@ export type StatusMerge = (current: ParsedStatus) => string;
 
 /** What one update found and did. */
 export interface UpdateResult {
-  /** What the file held before (with what had to be repaired). */
+  /**
+   * What the file held before. `previous.problem` says what had to be
+   * repaired (see {@link StatusProblem}; {@link describeProblem} words it): a
+   * `symlink`, `not-regular` or `too-large` file was never read and was
+   * replaced by a fresh document, as a `corrupt` one is.
+   */
   previous: ParsedStatus;
   /** What was written. */
   text: string;
 }
 
-// write-file-atomic names its temporary files `<file>.<uint32>`.
+// Temporary files are `<file>.<uint32>` (safe-file.ts, as write-file-atomic named them).
 const TEMP_SUFFIX = /^\.\d+$/;
 // Under the lock no other writer is mid-write, but one whose lock was taken
 // over (blocked event loop) may still be: leave young files alone.
 const ORPHAN_AGE_MS = 5000;
-const OWNER = process.getuid && process.getgid ? { uid: process.getuid(), gid: process.getgid() } : undefined;
 // At exit no event loop turns: wait for the lock only briefly (a holder keeps it for milliseconds).
 const EXIT_WAIT_MS = 250;
 
@@ -58,7 +67,7 @@ export class StatusFile {
 
   /** Reads the file without the lock (as a reader does). A missing file reads as empty. */
   async read(): Promise<ParsedStatus> {
-    return parseStatus(await readFile(this.path, 'utf8').catch(ignoreMissing));
+    return readParsedSync(this.path);
   }
 
   /**
@@ -72,11 +81,12 @@ export class StatusFile {
   async update(merge: StatusMerge, options: { cleanOrphans?: boolean; final?: boolean } = {}): Promise<UpdateResult> {
     const lock = this.options.lock;
     const waitMs = options.final === true ? lock.staleMs + lock.waitMs : lock.waitMs;
+    // Synchronous from lock to unlock: nothing else of ours runs while we hold it.
     const run = () =>
-      withLock(this.path, { ...lock, waitMs, lockPath: this.lockPath }, async (held) => {
+      withLock(this.path, { ...lock, waitMs, lockPath: this.lockPath }, (held) => {
         this.holding = true;
         try {
-          return await this.mergeAndWrite(merge, held, options.cleanOrphans === true);
+          return this.mergeAndWrite(merge, held);
         } finally {
           this.holding = false;
         }
@@ -84,28 +94,31 @@ export class StatusFile {
     if (!this.directoryReady) {
       // Before the first lock: proper-lockfile retries every failed mkdir of
       // the lock, ENOENT included, so a missing directory would cost a whole wait.
-      await mkdir(dirname(this.path), { recursive: true });
+      await makeDirectory(dirname(this.path), this.options.mode);
       this.directoryReady = true;
     }
+    let result: UpdateResult;
     try {
-      return await run();
+      result = await run();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      await mkdir(dirname(this.path), { recursive: true });
-      return await run();
+      await makeDirectory(dirname(this.path), this.options.mode);
+      result = await run();
     }
+    // After the unlock: the sweep is asynchronous, and no other writer may wait on it.
+    if (options.cleanOrphans === true) await this.removeOrphans();
+    return result;
   }
 
-  private async mergeAndWrite(merge: StatusMerge, held: HeldLock, cleanOrphans: boolean): Promise<UpdateResult> {
-    // A writer that lost the lock (blocked event loop) would overwrite the new holder's write.
-    await held.assertHeld();
+  private mergeAndWrite(merge: StatusMerge, held: HeldLock): UpdateResult {
     // Read, merge and write synchronously: on tmpfs this blocks the event loop
     // for about 0.3 ms once per interval, and halves the tick's CPU time (the
     // async forms cost a thread-pool round trip and a promisify per call).
-    const previous = parseStatus(readTextSync(this.path));
+    const previous = readParsedSync(this.path);
     const text = merge(previous);
-    writeFileAtomic.sync(this.path, text, this.writeOptions());
-    if (cleanOrphans) await this.removeOrphans();
+    // Checked last, right before the rename: a writer that lost the lock while
+    // reading or merging (blocked event loop) would overwrite the new holder's write.
+    replaceStatusFileSync(this.path, text, this.options.mode, () => held.assertHeld());
     return { previous, text };
   }
 
@@ -114,10 +127,7 @@ export class StatusFile {
    * {@link update} holds the lock right now, it writes under that lock.
    */
   updateSync(merge: StatusMerge): void {
-    const write = () => {
-      const previous = parseStatus(readTextSync(this.path));
-      writeFileAtomic.sync(this.path, merge(previous), this.writeOptions());
-    };
+    const write = () => replaceStatusFileSync(this.path, merge(readParsedSync(this.path)), this.options.mode);
     if (this.holding) write();
     else
       withLockSync(
@@ -125,16 +135,6 @@ export class StatusFile {
         { ...this.options.lock, waitMs: Math.min(EXIT_WAIT_MS, this.options.lock.waitMs), lockPath: this.lockPath },
         write,
       );
-  }
-
-  /**
-   * No fsync: the file is rewritten every interval and rename alone keeps
-   * readers from seeing a partial file. The writer's own owner: without an
-   * explicit `chown` (`false` counts as none) write-file-atomic stats the old
-   * file on every write to copy its owner.
-   */
-  private writeOptions(): writeFileAtomic.Options {
-    return { mode: this.options.mode, chown: OWNER, fsync: false };
   }
 
   /** Temporary files of writers that were killed between write and rename. */
@@ -146,21 +146,31 @@ export class StatusFile {
     for (const name of names) {
       if (!name.startsWith(prefix) || !TEMP_SUFFIX.test(name.slice(prefix.length))) continue;
       const file = join(directory, name);
-      const info = await stat(file).catch(() => null);
+      const info = await lstat(file).catch(() => null);
       if (info?.isFile() && now - info.mtimeMs > ORPHAN_AGE_MS) await unlink(file).catch(() => undefined);
     }
   }
 }
 
-function ignoreMissing(error: NodeJS.ErrnoException): string {
-  if (error.code === 'ENOENT') return '';
-  throw error;
+/** The file as the store reads it: what cannot be read safely counts as empty, with its problem. */
+export function readParsedSync(path: string): ParsedStatus {
+  const read = readStatusTextSync(path);
+  if (read.unusable !== null) return { workers: [], retired: [], problem: read.unusable };
+  return parseStatus(read.text);
 }
 
-function readTextSync(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    return ignoreMissing(error as NodeJS.ErrnoException);
+/** One line saying what was wrong with the file and what the store did about it (for a report). */
+export function describeProblem(problem: StatusProblem, path: string): string {
+  switch (problem) {
+    case 'corrupt':
+      return `wsgi-status: ${path} held invalid JSON; it was replaced`;
+    case 'foreign':
+      return `wsgi-status: ${path} held entries this library did not write; they were dropped`;
+    case 'symlink':
+      return `wsgi-status: ${path} was a symbolic link; it was replaced by a regular file (the link was not followed)`;
+    case 'not-regular':
+      return `wsgi-status: ${path} was not a regular file (a FIFO, socket or device); it was replaced without being opened for reading`;
+    case 'too-large':
+      return `wsgi-status: ${path} was larger than ${MAX_STATUS_BYTES / 1024 / 1024} MiB; it was replaced without being read`;
   }
 }
