@@ -6,6 +6,7 @@
  * here, in a file of its own beside the stats server.
  */
 import type { UwsgiDocument } from '../model/document.js';
+import { STATUS_PAGE } from './status-page.js';
 
 /** What a route is given to build its answer. */
 export interface RouteContext {
@@ -26,4 +27,4 @@ export interface HttpRoute {
 }
 
 /** The routes every HTTP stats server (in-app and `wsgi-status serve`) answers, by exact path (no query). */
-export const HTTP_ROUTES: ReadonlyMap<string, HttpRoute> = new Map<string, HttpRoute>([]);
+export const HTTP_ROUTES: ReadonlyMap<string, HttpRoute> = new Map<string, HttpRoute>([['/status', STATUS_PAGE]]);
