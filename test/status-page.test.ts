@@ -139,7 +139,7 @@ function heldRequest(port: number, path: string): Promise<number> {
   });
 }
 
-describe('GET /status (the live status page)', { timeout: 60_000 }, () => {
+describe('GET /status (the live status page)', { timeout: 45_000 }, () => {
   const { dir, cleanup } = tempDir('wsgi-status-page-');
   const statusFile = join(dir, 'status.json');
   let group: ClusterGroup;

@@ -109,9 +109,9 @@ const SCRIPT = String.raw`
   // clock. The freshest entry is at most one interval old, so the largest
   // (last_update - now) seen recently is a lower bound of the skew that
   // underestimates ages, never overestimates them (no false "stuck").
-  function serverNow(doc, now) {
+  function serverNow(workers, now) {
     var newest = 0;
-    doc.workers.forEach(function (w) { if (num(w.pid) > 0) newest = Math.max(newest, num(w.last_update)); });
+    workers.forEach(function (w) { if (num(w.pid) > 0) newest = Math.max(newest, num(w.last_update)); });
     if (newest > 0) { skews.push(newest - now); if (skews.length > SKEW_SAMPLES) skews.shift(); }
     return skews.length ? now + Math.max.apply(null, skews) : now;
   }
@@ -119,14 +119,16 @@ const SCRIPT = String.raw`
   // The write interval is not in the document: it is the typical gap between
   // two values of a worker's last_update (an overestimate when it is shorter
   // than the poll period, which only makes "stuck" later, never wrong).
-  function writeInterval(doc) {
-    var gaps = [];
-    doc.workers.forEach(function (w) {
+  function writeInterval(workers) {
+    var gaps = [], kept = {};
+    workers.forEach(function (w) {
       var key = w.id + ':' + w.pid, entry = seen[key], lu = num(w.last_update);
-      if (!entry) seen[key] = entry = { lu: lu, gap: 0 };
+      if (!entry) entry = { lu: lu, gap: 0 };
       else if (lu > entry.lu) { entry.gap = lu - entry.lu; entry.lu = lu; }
+      kept[key] = entry;
       if (entry.gap > 0) gaps.push(entry.gap);
     });
+    seen = kept; // processes that are gone are forgotten
     if (!gaps.length) return 1000;
     gaps.sort(function (a, b) { return a - b; });
     return gaps[Math.floor(gaps.length / 2)];
@@ -153,8 +155,9 @@ const SCRIPT = String.raw`
   }
 
   function update(doc, now) {
-    var workers = doc.workers.slice().sort(function (a, b) { return num(a.id) - num(b.id); });
-    var reference = serverNow(doc, now), interval = writeInterval(doc);
+    var workers = doc.workers.filter(function (w) { return w !== null && typeof w === 'object'; });
+    workers.sort(function (a, b) { return num(a.id) - num(b.id); });
+    var reference = serverNow(workers, now), interval = writeInterval(workers);
     var seconds = previous ? (now - previous.at) / 1000 : 0, counts = {}, total = 0, rates = {}, totalRate = null, used = {};
     workers.forEach(function (w) {
       // uWSGI lists cheaped workers with id 0, several of them: keys must stay unique.
