@@ -2,7 +2,9 @@
  * The demo behind `npm start`: a 4-worker node:cluster Express app with
  * wsgi-status, its status file and stats socket in a temporary directory, a
  * little varied load (fast, slow and failing requests) driven from the
- * primary, and `wsgi-status top` showing the workers go busy and idle.
+ * primary, `wsgi-status top` showing the workers go busy and idle, and the
+ * live status page in the browser, served by a `wsgi-status serve
+ * --stats-http` sidecar on 127.0.0.1 (the workers keep the unix socket for top).
  *
  * Stops on Ctrl-C, on `q` in the live view, or after DEMO_SECONDS (default
  * 60; 0 runs until stopped), and leaves no process or file behind.
@@ -27,6 +29,21 @@ async function primary() {
   const statusFile = join(dir, 'status.json');
   const statsSocket = join(dir, 'stats.sock');
 
+  const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  const sidecar = spawn(process.execPath, [cli, 'serve', statusFile, '--stats', '127.0.0.1:0', '--stats-http'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  // It prints "listening on 127.0.0.1:PORT (http), ..." once it listens.
+  const pagePort = new Promise((resolve) => {
+    let said = '';
+    sidecar.stdout.on('data', (chunk) => {
+      said += chunk;
+      const port = /listening on 127\.0\.0\.1:(\d+)/.exec(said)?.[1];
+      if (port) resolve(port);
+    });
+    sidecar.once('exit', () => resolve(null));
+  });
+
   for (let i = 0; i < workers; i++) cluster.fork({ STATUS_FILE: statusFile, STATS_SOCKET: statsSocket });
   // Workers listen on port 0: node:cluster gives them all the same port.
   const port = await new Promise((resolve) => cluster.once('listening', (_worker, address) => resolve(address.port)));
@@ -35,6 +52,8 @@ async function primary() {
   console.log(`wsgi-status demo: ${workers} workers on http://127.0.0.1:${port}/`);
   console.log(`  status file:  ${statusFile}`);
   console.log(`  stats socket: ${statsSocket}   (try: nc -U ${statsSocket})`);
+  const page = await pagePort;
+  console.log(`  status page:  ${page ? `http://127.0.0.1:${page}/status   (open it in a browser)` : 'unavailable (see above)'}`);
   console.log(`  stop with Ctrl-C${seconds > 0 ? ` (or wait ${seconds} s)` : ''}\n`);
 
   let stopping = false;
@@ -46,16 +65,18 @@ async function primary() {
   );
   await new Promise((resolve) => setTimeout(resolve, 1500));
 
-  const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
   const top = spawn(process.execPath, [cli, 'top', statsSocket], { stdio: 'inherit' });
 
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     top.kill('SIGTERM');
+    sidecar.kill('SIGTERM');
     await load;
     // Each worker closes its server and its monitor (removing its slot), then exits.
     const exits = Object.values(cluster.workers ?? {}).map((w) => new Promise((resolve) => w.once('exit', resolve)));
+    if (sidecar.exitCode === null && sidecar.signalCode === null)
+      exits.push(new Promise((resolve) => sidecar.once('exit', resolve)));
     for (const w of Object.values(cluster.workers ?? {})) w.process.kill('SIGTERM');
     await Promise.all(exits);
     rmSync(dir, { recursive: true, force: true });

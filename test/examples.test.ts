@@ -119,12 +119,20 @@ describe('examples/ecosystem.config.cjs', () => {
 });
 
 describe('examples/demo.js (npm start)', () => {
-  it('should say where its file and socket are, show workers busy and idle, and leave nothing behind on Ctrl-C', async (t) => {
+  it('should say where its file, socket and status page are, show workers busy and idle, and leave nothing behind on Ctrl-C', async (t) => {
     const demo = spawn(process.execPath, [join(examples, 'demo.js')], {
       env: { ...process.env, DEMO_SECONDS: '60' },
       stdio: ['pipe', 'pipe', 'pipe'],
+      // Its own process group: a failing run kills the demo and everything it started (workers, top, the page's sidecar).
+      detached: true,
     });
-    t.after(() => demo.kill('SIGKILL'));
+    t.after(() => {
+      try {
+        process.kill(-(demo.pid as number), 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    });
     let output = '';
     demo.stdout.on('data', (chunk) => {
       output += chunk;
@@ -142,6 +150,12 @@ describe('examples/demo.js (npm start)', () => {
     const statsSocket = /stats socket: +(\S+)/.exec(output)?.[1];
     assert.ok(statusFile && existsSync(statusFile), output);
     assert.ok(statsSocket && existsSync(statsSocket), output);
+    // The status page's address, served by the demo's HTTP sidecar.
+    const pageUrl = /status page: +(http:\/\/127\.0\.0\.1:\d+\/status)\s/.exec(output)?.[1];
+    assert.ok(pageUrl, output);
+    const page = await fetch(pageUrl);
+    assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8');
+    assert.match(await page.text(), /<title>wsgi-status<\/title>/);
     const pids = readStatus(statusFile).workers.map((w) => w.pid);
     assert.equal(pids.length, 4);
     demo.kill('SIGINT'); // what Ctrl-C sends

@@ -7,6 +7,7 @@
  */
 import type { UwsgiDocument } from '../model/document.js';
 import { PROMETHEUS_ROUTE } from './prometheus.js';
+import { STATUS_PAGE } from './status-page.js';
 
 /** What a route is given to build its answer. */
 export interface RouteContext {
@@ -29,4 +30,7 @@ export interface HttpRoute {
 }
 
 /** The routes every HTTP stats server (in-app and `wsgi-status serve`) answers, by exact path (no query). */
-export const HTTP_ROUTES: ReadonlyMap<string, HttpRoute> = new Map<string, HttpRoute>([['/metrics', PROMETHEUS_ROUTE]]);
+export const HTTP_ROUTES: ReadonlyMap<string, HttpRoute> = new Map<string, HttpRoute>([
+  ['/metrics', PROMETHEUS_ROUTE],
+  ['/status', STATUS_PAGE],
+]);
