@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { Reporter } from '../src/monitor/reporter.ts';
 import { RequestPath } from '../src/monitor/request-path.ts';
 import { WsgiStatusMonitor } from '../src/monitor.ts';
-import { closeServer, deferred, get, listen, tempDir, until } from './helpers.ts';
+import { closeServer, deferred, get, listen, sleep, tempDir, until } from './helpers.ts';
 
 /** A real server whose requests go through `path`; `handle` answers them. */
 async function serve(
@@ -142,5 +142,31 @@ describe('WsgiStatusMonitor reports', () => {
         await monitor.close();
       }
     });
+  });
+});
+
+describe('WsgiStatusMonitor event-loop delay', () => {
+  const { dir, cleanup } = tempDir();
+  after(cleanup);
+
+  it('should read an idle loop as (nearly) no delay, and a blocked one as the time beyond the sampling period', async () => {
+    const monitor = new WsgiStatusMonitor(join(dir, 'delay.json'), { interval: 3_600_000 });
+    try {
+      await monitor.tick(); // starts a new measuring interval
+      await sleep(300);
+      const idle = monitor.snapshot().event_loop_delay;
+      // The histogram samples every 20 ms; before this was accounted for, an idle loop read 20,000 µs or more.
+      assert.ok(idle < 15_000, `idle loop: ${idle} µs`);
+      await monitor.tick();
+      for (let i = 0; i < 2; i++) {
+        const until = performance.now() + 200;
+        while (performance.now() < until);
+        await sleep(25);
+      }
+      const blocked = monitor.snapshot().event_loop_delay;
+      assert.ok(blocked >= 30_000, `blocked loop: ${blocked} µs`);
+    } finally {
+      await monitor.close();
+    }
   });
 });

@@ -21,6 +21,10 @@ import type { RequestPath } from './request-path.js';
 
 // Run the orphaned-temp-file sweep on the first tick and every tenth after.
 const ORPHAN_SWEEP_EVERY = 10;
+// The event-loop delay histogram samples with a timer of this period and
+// records the whole time between two samples: an idle loop reads as the
+// period itself, so the delay is what lies beyond it (as @fastify/under-pressure does).
+const DELAY_RESOLUTION_MS = 20;
 
 export class SlotWriter {
   /** 1 in this process's entry while it serves; 0 once it is shutting down. */
@@ -60,7 +64,7 @@ export class SlotWriter {
         onCompromised: (error) => reporter.report('lock-compromised', error),
       },
     });
-    this.delay = monitorEventLoopDelay({ resolution: 20 });
+    this.delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
     this.delay.enable();
     // A clean exit, or death by a signal the app does not handle, removes the
     // slot at once: signal-exit then re-raises the signal, so the process dies
@@ -150,7 +154,7 @@ export class SlotWriter {
       avgRt: tracker.avgRt,
       requestStart: tracker.inFlight > 0 ? Math.floor((performance.timeOrigin + tracker.lastBeginAt) / 1000) : 0,
       eventLoopUtilization: performance.eventLoopUtilization(this.eventLoop).utilization * 1000,
-      eventLoopDelay: this.delay.count > 0 ? this.delay.mean / 1000 : 0,
+      eventLoopDelay: this.delay.count > 0 ? this.delay.mean / 1000 - DELAY_RESOLUTION_MS * 1000 : 0,
       now,
       method: current?.method,
       uri: current?.uri,
