@@ -139,9 +139,10 @@ export abstract class ProcessGroup {
       ),
     );
     // Workers are the primary's children, not ours: a killed one may still be on
-    // a CPU for a moment, so wait until each is gone before the temp dir is removed.
+    // a CPU for a moment, so wait until each is gone before the temp dir is removed. A zombie is
+    // gone (an arrow, not `.some(isProcessAlive)`, which would pass each index as `checkZombie`).
     const deadline = Date.now() + 10_000;
-    while ([...this.pids].some(isProcessAlive) && Date.now() < deadline) await sleep(10);
+    while ([...this.pids].some((pid) => isProcessAlive(pid)) && Date.now() < deadline) await sleep(10);
   }
 }
 

@@ -25,7 +25,7 @@ export interface RawRead {
 export function readRaw(target: Target, options: { send?: string; timeoutMs?: number } = {}): Promise<RawRead> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const socket = connect(target as Parameters<typeof connect>[0]);
+    const socket = connect(target);
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();

@@ -174,7 +174,11 @@ describe('StatsServer', () => {
         assert.equal(routed.body, `${body.workers.length} workers at 127.0.0.1:${port}\n`);
         for (const path of ['/', '/text/', '/textx', '/other']) {
           const { data } = await readRaw({ host: '127.0.0.1', port }, { send: `GET ${path} HTTP/1.0\r\n\r\n` });
-          assert.equal(data.subarray(0, HEAD_END).toString('latin1'), HTTP_CAPTURE.subarray(0, HEAD_END).toString('latin1'), path);
+          assert.equal(
+            data.subarray(0, HEAD_END).toString('latin1'),
+            HTTP_CAPTURE.subarray(0, HEAD_END).toString('latin1'),
+            path,
+          );
         }
       } finally {
         await server.close();
