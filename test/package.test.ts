@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -169,6 +169,40 @@ wsgiStatus('/dev/shm/app.json', { interval: '1s' });
     );
     await run(join(project, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: project }).catch((error) => {
       assert.fail(`tsc failed:\n${error.stdout}${error.stderr}`);
+    });
+  });
+});
+
+describe('npm pack --dry-run', () => {
+  describe('when a source file has moved since the last build', () => {
+    it('should list no stale dist/ file: every packed file is built from a source of today', async (t) => {
+      if (!existsSync(join(root, 'dist', 'index.js'))) await run('npm', ['run', 'build'], { cwd: root });
+      // A copy of the checkout whose dist/ still holds the output of src/version.ts at an old place,
+      // as if version.ts had lived in src/old/ at the last build.
+      const { dir, cleanup } = tempDir('wsgi-status-stale-');
+      t.after(cleanup);
+      for (const entry of ['src', 'dist', 'package.json', 'tsconfig.json', 'README.md', 'LICENSE']) {
+        cpSync(join(root, entry), join(dir, entry), { recursive: true });
+      }
+      symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+      mkdirSync(join(dir, 'dist', 'old'));
+      for (const file of ['version.js', 'version.d.ts']) cpSync(join(dir, 'dist', file), join(dir, 'dist', 'old', file));
+
+      // Not --ignore-scripts: pack's prepack builds, and the build must start from an empty dist/.
+      const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], {
+        cwd: dir,
+        timeout: 120_000,
+        env: { ...process.env, NODE_V8_COVERAGE: undefined },
+      });
+      const [packed] = JSON.parse(stdout) as [{ files: { path: string }[] }];
+      const built = packed.files.map((file) => file.path).filter((path) => path.startsWith('dist/'));
+      assert.ok(built.includes('dist/version.js'), 'the build ran');
+      assert.deepEqual(
+        built.filter((path) => path.startsWith('dist/old/')),
+        [],
+      );
+      const sources = new Set(built.map((path) => path.replace(/^dist\//, 'src/').replace(/(\.d)?\.js$|\.d\.ts$/, '.ts')));
+      for (const source of sources) assert.ok(existsSync(join(dir, source)), `${source} (from a packed dist/ file) exists`);
     });
   });
 });
