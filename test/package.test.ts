@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -16,6 +16,7 @@ const root = new URL('..', import.meta.url).pathname;
 const pkg = (await import('../package.json', { with: { type: 'json' } })).default as {
   version: string;
   devDependencies: Record<string, string>;
+  peerDependencies: Record<string, string>;
 };
 
 describe('the published package', () => {
@@ -203,6 +204,51 @@ describe('npm pack --dry-run', () => {
       );
       const sources = new Set(built.map((path) => path.replace(/^dist\//, 'src/').replace(/(\.d)?\.js$|\.d\.ts$/, '.ts')));
       for (const source of sources) assert.ok(existsSync(join(dir, source)), `${source} (from a packed dist/ file) exists`);
+    });
+  });
+});
+
+/** The majors a range names: each `||` alternative must be `^N` or `N.x` (nothing open-ended). */
+function majorsOf(range: string): number[] {
+  return range.split('||').map((alternative) => {
+    const match = /^(?:\^(\d+)|(\d+)\.x)$/.exec(alternative.trim());
+    assert.ok(match, `"${alternative.trim()}" of "${range}" is not one major (^N or N.x)`);
+    return Number(match[1] ?? match[2]);
+  });
+}
+
+/** The majors of `framework` installed for the tests: itself and its aliases (`express4`: `npm:express@^4...`). */
+function testedMajors(framework: string): number[] {
+  const installed = Object.entries(pkg.devDependencies)
+    .filter(([name, spec]) => name === framework || spec.startsWith(`npm:${framework}@`))
+    .map(
+      ([name]) =>
+        JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { name: string; version: string },
+    );
+  for (const manifest of installed) assert.equal(manifest.name, framework);
+  return installed.map((manifest) => Number(manifest.version.split('.')[0]));
+}
+
+describe('peerDependencies', () => {
+  describe('when compared with the framework majors the tests run', () => {
+    for (const framework of ['express', 'koa', 'fastify']) {
+      it(`should name exactly the ${framework} majors installed for the matrix`, () => {
+        const tested = testedMajors(framework);
+        assert.ok(tested.length >= 2, `${framework}: the matrix runs two majors`);
+        assert.deepEqual(
+          majorsOf(pkg.peerDependencies[framework]).sort((a, b) => a - b),
+          tested.sort((a, b) => a - b),
+        );
+      });
+    }
+
+    it("should agree with the Fastify plugin's own fastify-plugin declaration", async () => {
+      const { default: plugin } = await import('../src/adapters/fastify.ts');
+      const meta = (plugin as unknown as Record<symbol, { fastify: string }>)[Symbol.for('plugin-meta')];
+      assert.deepEqual(
+        majorsOf(meta.fastify).sort((a, b) => a - b),
+        majorsOf(pkg.peerDependencies.fastify).sort((a, b) => a - b),
+      );
     });
   });
 });
