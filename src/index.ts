@@ -16,7 +16,7 @@ export type {
   UwsgiWorker,
   UwsgiWorkerStatus,
 } from './model/document.js';
-export { formatMinifiedJson, formatUwsgiJson } from './model/format.js';
+export { formatUwsgiJson } from './model/format.js';
 export {
   type ListeningServer,
   type RequestLike,
