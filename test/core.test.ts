@@ -24,7 +24,7 @@ import {
   tempDir,
   waitForStatus,
   workerOf,
-} from './helpers.ts';
+} from './support/helpers.ts';
 
 const fixtureDocument = JSON.parse(
   readFileSync(new URL('fixtures/uwsgi-2.0.21-stats-busy.json', import.meta.url), 'utf8'),
@@ -359,7 +359,7 @@ describe('bad status paths and files', () => {
       // root ignores file modes: run the app as an unprivileged user for a real EACCES.
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', new URL('fixtures/eacces-app.ts', import.meta.url).pathname, file],
+        ['--import', 'tsx', new URL('support/processes/eacces-app.ts', import.meta.url).pathname, file],
         {
           uid: 65534,
           gid: 65534,

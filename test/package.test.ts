@@ -9,7 +9,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { tempDir } from './helpers.ts';
+import { tempDir } from './support/helpers.ts';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;

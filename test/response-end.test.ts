@@ -13,7 +13,7 @@ import {
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { onResponseEnd, type ResponseLike } from '../src/model/response-end.ts';
-import { closeServer, deferred, get, listen, sleep, until } from './helpers.ts';
+import { closeServer, deferred, get, listen, sleep, until } from './support/helpers.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 

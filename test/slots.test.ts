@@ -12,7 +12,7 @@ import { formatUwsgiJson } from '../src/model/format.ts';
 import { type ParsedStatus, parseStatus } from '../src/model/parse.ts';
 import { WsgiStatusMonitor } from '../src/monitor.ts';
 import { isProcessAlive, type Liveness, reconcile, type SlotAssignment, type SlotClaimant } from '../src/store/slots.ts';
-import { readStatus, sleep, tempDir } from './helpers.ts';
+import { readStatus, sleep, tempDir } from './support/helpers.ts';
 
 const NOW = 1_800_000_000_000;
 const STALE = 10_000;
