@@ -16,7 +16,7 @@ export type {
   UwsgiWorker,
   UwsgiWorkerStatus,
 } from './model/document.js';
-export { formatMinifiedJson, formatUwsgiJson } from './model/format.js';
+export { formatUwsgiJson } from './model/format.js';
 export {
   type ListeningServer,
   type RequestLike,
@@ -24,7 +24,9 @@ export {
   WsgiStatusMonitor,
   type WsgiStatusMonitorEvents,
 } from './monitor.js';
-export type { WsgiStatusOptions } from './options.js';
+export type { ResolvedOptions, WsgiStatusOptions } from './options.js';
+export type { StatsAddress } from './server/address.js';
 export type { DocumentProvider } from './server/providers.js';
+export type { HttpRoute, RouteContext } from './server/routes.js';
 export { StatsListenError, StatsServer, type StatsServerOptions } from './server/stats-server.js';
 export { VERSION } from './version.js';

@@ -16,8 +16,9 @@ import type { UwsgiDocument } from '../src/model/document.ts';
 import { formatUwsgiJson } from '../src/model/format.ts';
 import { createStatusFileProvider } from '../src/server/providers.ts';
 import { StatsServer } from '../src/server/stats-server.ts';
-import { closeServer, get, listen, sleep, tempDir } from './helpers.ts';
-import { assertOneLineError, Children, CLI, LineReader, readRaw, runCli, runInProcess, strictDecode } from './stats-helpers.ts';
+import { Children } from './support/children.ts';
+import { closeServer, get, listen, sleep, tempDir } from './support/helpers.ts';
+import { assertOneLineError, CLI, LineReader, readRaw, runCli, runInProcess, strictDecode } from './support/stats-helpers.ts';
 
 const HTTP_CAPTURE = readFileSync(new URL('fixtures/uwsgi-2.0.21-stats-http-response.raw', import.meta.url));
 const CAPTURE_HEAD = HTTP_CAPTURE.subarray(0, HTTP_CAPTURE.indexOf('\r\n\r\n') + 4).toString('latin1');
@@ -177,7 +178,7 @@ describe('wsgi-status (CLI)', () => {
     it('should report the listen queue of an app whose event loop is blocked, and 0 once it is served (acceptance 3)', async (t) => {
       const appFile = join(dir, 'blocked.json');
       const statsSock = join(dir, 'blocked.sock');
-      const blocked = children.spawnNode(['test/fixtures/stats/app.ts', appFile], { env: { BLOCK_MS: '5000' } });
+      const blocked = children.spawnNode(['test/support/processes/stats/app.ts', appFile], { env: { BLOCK_MS: '5000' } });
       const appOut = new LineReader(blocked);
       const { port } = await appOut.waitForJson<{ port: number }>('ready', 20_000);
       const sidecar = children.spawnNode([CLI, 'serve', appFile, '--stats', statsSock]);

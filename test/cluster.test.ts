@@ -1,6 +1,6 @@
 /**
  * Issue 4, acceptance 1–9: many real processes, one status file. Workers are
- * real node:cluster workers (test/fixtures/cluster/primary.ts) or independent
+ * real node:cluster workers (test/support/processes/cluster/primary.ts) or independent
  * processes, loaded over loopback; kills and signals are real; faults inside
  * the lock are injected by wrapping proper-lockfile's lock() in the worker.
  *
@@ -24,9 +24,8 @@ import {
   startLoad,
   startReader,
   totalRequests,
-  waitForDocument,
-} from './cluster-harness.ts';
-import { get, sleep, tempDir } from './helpers.ts';
+} from './support/cluster-harness.ts';
+import { get, sleep, tempDir, waitForStatus } from './support/helpers.ts';
 
 /** A fresh temp dir and process group, both gone after the test whatever happens. */
 function setup<G extends ProcessGroup>(t: TestContext, group: (file: string) => G): { file: string; dir: string; group: G } {
@@ -59,7 +58,7 @@ describe('cluster mode', () => {
       const load = await startLoad(port, { concurrency: 8, maxRequests: 3000 }).done;
       assert.ok(load.ok > 0);
 
-      const document = await waitForDocument(
+      const document = await waitForStatus(
         file,
         (d) => d.workers.length === 4 && totalRequests(d) === load.ok,
         15_000,
@@ -92,7 +91,7 @@ describe('cluster mode', () => {
       const load = startLoad(port, { concurrency: 8, durationMs: 30_000 });
       t.after(() => load.stop());
 
-      const before = await waitForDocument(file, (d) => d.workers.length === 4 && d.workers.every((w) => w.requests > 0));
+      const before = await waitForStatus(file, (d) => d.workers.length === 4 && d.workers.every((w) => w.requests > 0), 20_000);
       const victim = before.workers.find((worker) => worker.id === 2) as UwsgiWorker;
       // The largest count the file ever showed for the victim: a lower bound of its last written value.
       let victimLast = victim.requests;
@@ -111,7 +110,7 @@ describe('cluster mode', () => {
       assert.equal(exit.signal, 'SIGKILL');
       const replacement = (await group.waitFor((event) => event.type === 'listening' && !pids.includes(event.pid))).pid;
 
-      const after = await waitForDocument(
+      const after = await waitForStatus(
         file,
         (d) => entryOf(d, replacement) !== undefined && entryOf(d, victim.pid) === undefined,
         15_000,
@@ -145,7 +144,7 @@ describe('cluster mode', () => {
       const load = startLoad(port, { concurrency: 4, ratePerSecond: 400, durationMs: 30_000 });
       t.after(() => load.stop());
 
-      const before = await waitForDocument(file, (d) => d.workers.length === 4);
+      const before = await waitForStatus(file, (d) => d.workers.length === 4, 20_000);
       const victim = (before.workers.find((worker) => worker.id === 3) as UwsgiWorker).pid;
       const survivors = pidsOf(before).filter((pid) => pid !== victim);
       group.send(victim, { cmd: 'fault', fault: 'kill-in-lock' });
@@ -156,7 +155,7 @@ describe('cluster mode', () => {
       const killedAt = Number(readFileSync(`${file}.killed-in-lock`, 'utf8'));
       assert.ok(killedAt > 0, 'the victim wrote down the mtime of the lock it held');
 
-      const recovered = await waitForDocument(
+      const recovered = await waitForStatus(
         file,
         (d) => d.workers.some((w) => w.pid !== victim && w.last_update > killedAt),
         15_000,
@@ -170,7 +169,7 @@ describe('cluster mode', () => {
       // Proof the lock was really held: nobody wrote until it went stale.
       assert.ok(recoveredAt - killedAt >= 1990, `recovered after only ${recoveredAt - killedAt} ms: was the lock held?`);
 
-      const after = await waitForDocument(
+      const after = await waitForStatus(
         file,
         (d) => entryOf(d, victim) === undefined && survivors.every((pid) => (entryOf(d, pid)?.last_update ?? 0) > recoveredAt),
         15_000,
@@ -191,7 +190,7 @@ describe('cluster mode', () => {
     it('should lose no update and never show a concurrent reader invalid JSON or a missing live worker', async (t) => {
       const { file, group } = setup(t, (file) => new ClusterGroup(8, { STATUS_FILE: file, INTERVAL: '50' }));
       const { pids, port } = await group.listening(8);
-      await waitForDocument(file, (d) => d.workers.length === 8, 20_000, '8 workers listed');
+      await waitForStatus(file, (d) => d.workers.length === 8, 20_000, '8 workers listed');
 
       const reader = startReader(file, 5, (document) => {
         const listed = new Set(pidsOf(document));
@@ -204,7 +203,7 @@ describe('cluster mode', () => {
       const load = await startLoad(port, { concurrency: 16, durationMs: 10_000 }).done;
       const elapsed = Date.now() - started;
 
-      const settled = await waitForDocument(
+      const settled = await waitForStatus(
         file,
         (d) => pids.every((pid) => entryOf(d, pid)?.requests === (load.byPid.get(pid) ?? 0)),
         15_000,
@@ -232,9 +231,9 @@ describe('cluster mode', () => {
       for (const instance of [3, 1, 0, 2]) {
         const pid = await group.start({ STATUS_FILE: file, INTERVAL: '200', NODE_APP_INSTANCE: String(instance) });
         byInstance.set(instance, pid);
-        await waitForDocument(file, (d) => entryOf(d, pid) !== undefined, 10_000, `instance ${instance} listed`);
+        await waitForStatus(file, (d) => entryOf(d, pid) !== undefined, 10_000, `instance ${instance} listed`);
       }
-      const document = await waitForDocument(file, (d) => d.workers.length === 4);
+      const document = await waitForStatus(file, (d) => d.workers.length === 4, 20_000);
       for (const [instance, pid] of byInstance) assert.equal(entryOf(document, pid)?.id, instance + 1, `instance ${instance}`);
       assert.deepEqual(
         document.workers.map((w) => w.id),
@@ -251,11 +250,11 @@ describe('cluster mode', () => {
       const old = await group.start(env);
       const oldPort = group.events.find((e) => e.type === 'listening' && e.pid === old)?.port as number;
       for (let i = 0; i < 10; i++) await get(oldPort);
-      await waitForDocument(file, (d) => entryOf(d, old)?.requests === 10);
+      await waitForStatus(file, (d) => entryOf(d, old)?.requests === 10, 20_000);
 
       // The successor starts while the old process still runs, as `pm2 reload` does.
       const successor = await group.start(env);
-      const handedOver = await waitForDocument(
+      const handedOver = await waitForStatus(
         file,
         (d) => entryOf(d, successor)?.id === 1 && entryOf(d, old) !== undefined && entryOf(d, old)?.id !== 1,
         10_000,
@@ -269,7 +268,7 @@ describe('cluster mode', () => {
 
       process.kill(old, 'SIGTERM');
       await group.waitFor((e) => e.type === 'exit' && e.pid === old);
-      const after = await waitForDocument(file, (d) => d.workers.length === 1);
+      const after = await waitForStatus(file, (d) => d.workers.length === 1, 20_000);
       assert.equal(after.workers[0].pid, successor);
       assertNoCrash(group, [old]);
     });
@@ -282,7 +281,7 @@ describe('cluster mode', () => {
       const { pids, port } = await group.listening(4);
       const load = startLoad(port, { concurrency: 4, ratePerSecond: 300, durationMs: 30_000 });
       t.after(() => load.stop());
-      const before = await waitForDocument(file, (d) => d.workers.length === 4);
+      const before = await waitForStatus(file, (d) => d.workers.length === 4, 20_000);
       const victim = (before.workers.find((worker) => worker.id === 2) as UwsgiWorker).pid;
       const others = pids.filter((pid) => pid !== victim);
 
@@ -300,7 +299,7 @@ describe('cluster mode', () => {
       const blockedAt = blocking.at as number;
 
       // Afterwards it writes again.
-      await waitForDocument(
+      await waitForStatus(
         file,
         (d) => (entryOf(d, victim)?.last_update ?? 0) > blockedAt + blockMs,
         10_000,
@@ -317,7 +316,7 @@ describe('cluster mode', () => {
       t.diagnostic(`blocked worker reported: ${compromised.message}`);
 
       const served = await load.stop();
-      await waitForDocument(
+      await waitForStatus(
         file,
         (d) => pids.every((pid) => entryOf(d, pid)?.requests === (served.byPid.get(pid) ?? 0)),
         15_000,
@@ -335,7 +334,7 @@ describe('cluster mode', () => {
         [
           '--import',
           'tsx',
-          fileURLToPath(new URL('./fixtures/cluster/lock-holder.ts', import.meta.url)),
+          fileURLToPath(new URL('./support/processes/cluster/lock-holder.ts', import.meta.url)),
           file,
           '3500',
           String(staleMs),
@@ -378,7 +377,7 @@ describe('cluster mode', () => {
       );
       const { pids, port } = await group.listening(1);
       for (let i = 0; i < 5; i++) await get(port);
-      await waitForDocument(file, (d) => entryOf(d, pids[0])?.requests === 5);
+      await waitForStatus(file, (d) => entryOf(d, pids[0])?.requests === 5, 20_000);
 
       process.kill(pids[0], 'SIGTERM');
       const exit = await group.waitFor((event) => event.type === 'exit');
@@ -396,13 +395,13 @@ describe('cluster mode', () => {
         (file) => new ClusterGroup(1, { STATUS_FILE: file, INTERVAL: '200', SIGNAL_MODE: 'keep' }),
       );
       const { pids, port } = await group.listening(1);
-      await waitForDocument(file, (d) => entryOf(d, pids[0]) !== undefined);
+      await waitForStatus(file, (d) => entryOf(d, pids[0]) !== undefined, 20_000);
 
       process.kill(pids[0], 'SIGTERM');
       await group.waitFor((event) => event.type === 'signal' && event.pid === pids[0]);
       const signalledAt = Date.now();
       assert.equal((await get(port)).body, String(pids[0]), 'still serving');
-      await waitForDocument(file, (d) => (entryOf(d, pids[0])?.last_update ?? 0) > signalledAt + 400, 5000, 'still ticking');
+      await waitForStatus(file, (d) => (entryOf(d, pids[0])?.last_update ?? 0) > signalledAt + 400, 5000, 'still ticking');
       assert.deepEqual(group.ofType('exit'), []);
     });
 
@@ -413,7 +412,7 @@ describe('cluster mode', () => {
       );
       const { pids, port } = await group.listening(1);
       for (let i = 0; i < 7; i++) await get(port);
-      await waitForDocument(file, (d) => entryOf(d, pids[0])?.requests === 7);
+      await waitForStatus(file, (d) => entryOf(d, pids[0])?.requests === 7, 20_000);
 
       process.kill(pids[0], 'SIGTERM');
       await group.waitFor((event) => event.type === 'signal' && event.pid === pids[0]);
@@ -473,7 +472,7 @@ describe('cluster mode', () => {
       const { pids } = await group.listening(1);
 
       // The first write of the new deployment.
-      const first = await waitForDocument(file, () => readFileSync(file, 'utf8') !== seeded, 15_000, 'first write');
+      const first = await waitForStatus(file, () => readFileSync(file, 'utf8') !== seeded, 15_000, 'first write');
       assert.equal(first.workers.length, 1);
       assert.equal(first.workers[0].pid, pids[0]);
       assert.equal(first.workers[0].id, 1);
@@ -494,7 +493,7 @@ describe('cluster mode', () => {
     it('should keep heap and RSS flat and the file valid at every read', async (t) => {
       const { file, group } = setup(t, (file) => new ClusterGroup(4, { STATUS_FILE: file, INTERVAL: '200' }, { exposeGc: true }));
       const { pids, port } = await group.listening(4);
-      await waitForDocument(file, (d) => d.workers.length === 4);
+      await waitForStatus(file, (d) => d.workers.length === 4, 20_000);
       const reader = startReader(file, 10, (document) =>
         pids.every((pid) => entryOf(document, pid) !== undefined) ? null : 'a live worker is missing',
       );
@@ -516,7 +515,7 @@ describe('cluster mode', () => {
       t.diagnostic(`${served.ok} responses, ${read.reads} reads, ${read.invalid} invalid`);
       assert.equal(read.invalid, 0);
       assert.deepEqual(read.problems, []);
-      await waitForDocument(file, (d) => totalRequests(d) === served.ok, 10_000, 'sum of requests = responses');
+      await waitForStatus(file, (d) => totalRequests(d) === served.ok, 10_000, 'sum of requests = responses');
       assertNoCrash(group);
     });
   });

@@ -24,8 +24,8 @@ import {
   tempDir,
   waitForStatus,
   workerOf,
-} from './helpers.ts';
-import { worldReadableCopy } from './private-copy.ts';
+} from './support/helpers.ts';
+import { worldReadableCopy } from './support/private-copy.ts';
 
 const fixtureDocument = JSON.parse(
   readFileSync(new URL('fixtures/uwsgi-2.0.21-stats-busy.json', import.meta.url), 'utf8'),

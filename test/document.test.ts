@@ -14,7 +14,7 @@ import {
   readVirtualMemorySize,
 } from '../src/system/proc.ts';
 import { VERSION } from '../src/version.ts';
-import { assertAllUint, jsonType } from './helpers.ts';
+import { assertAllUint, jsonType } from './support/helpers.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`fixtures/uwsgi-2.0.21-${name}`, import.meta.url), 'utf8');
 

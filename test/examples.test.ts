@@ -8,8 +8,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { freePort, get, readStatus, sleep, tempDir, waitForStatus } from './helpers.ts';
-import { readRaw } from './stats-helpers.ts';
+import { freePort, get, readStatus, sleep, tempDir, waitForStatus } from './support/helpers.ts';
+import { readRaw } from './support/stats-helpers.ts';
 
 const examples = new URL('../examples/', import.meta.url).pathname;
 

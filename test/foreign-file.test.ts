@@ -11,8 +11,9 @@ import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { UwsgiDocument } from '../src/model/document.ts';
-import { sleep, tempDir } from './helpers.ts';
-import { Children, CLI, LineReader, readRaw, runCli, runInProcess, strictDecode } from './stats-helpers.ts';
+import { Children } from './support/children.ts';
+import { sleep, tempDir } from './support/helpers.ts';
+import { CLI, LineReader, readRaw, runCli, runInProcess, strictDecode } from './support/stats-helpers.ts';
 
 const FIXTURES = new URL('fixtures/', import.meta.url);
 const CAPTURES = readdirSync(FIXTURES).filter((name) => /^uwsgi-2\.0\.21-stats.*\.json$/.test(name));
@@ -52,7 +53,7 @@ describe('a status file this library did not write (issue 13)', () => {
     // Live processes to stand in for the capture's workers (a sidecar rightly leaves dead pids out).
     for (let i = 0; i < 4; i++) sleepers.push(spawn('sleep', ['300'], { stdio: 'ignore' }));
     const sidecar = children.spawnNode([CLI, 'serve', file, '--stats', sock]);
-    sidecar.stderr.on('data', (chunk) => {
+    sidecar.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk;
     });
     await new LineReader(sidecar).waitFor((line) => line.includes('listening on'), 20_000, 'the sidecar listening');

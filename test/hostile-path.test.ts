@@ -43,8 +43,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { UwsgiDocument } from '../src/model/document.ts';
-import { ClusterGroup, type LoadResult, startLoad, totalRequests } from './cluster-harness.ts';
-import { sleep, tempDir } from './helpers.ts';
+import { ClusterGroup, type LoadResult, startLoad, totalRequests } from './support/cluster-harness.ts';
+import { sleep, tempDir } from './support/helpers.ts';
 
 const INTERVAL = 200;
 const PHASE_MS = 1500;

@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { Reporter } from '../src/monitor/reporter.ts';
 import { RequestPath } from '../src/monitor/request-path.ts';
 import { WsgiStatusMonitor } from '../src/monitor.ts';
-import { closeServer, deferred, get, listen, sleep, tempDir, until } from './helpers.ts';
+import { closeServer, deferred, get, listen, sleep, tempDir, until } from './support/helpers.ts';
 
 /** A real server whose requests go through `path`; `handle` answers them. */
 async function serve(

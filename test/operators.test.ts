@@ -11,8 +11,9 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { instrument } from '../src/adapters/http.ts';
-import { closeServer, freePort, get, listen, tempDir, waitForStatus } from './helpers.ts';
-import { Children, readRaw, runCli, strictDecode } from './stats-helpers.ts';
+import { Children } from './support/children.ts';
+import { closeServer, freePort, get, listen, tempDir, waitForStatus } from './support/helpers.ts';
+import { readRaw, runCli, strictDecode } from './support/stats-helpers.ts';
 
 const monitoring = new URL('../examples/monitoring/', import.meta.url).pathname;
 const read = (name: string) => readFileSync(join(monitoring, name), 'utf8');

@@ -5,17 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { tempDir } from './helpers.ts';
+import { tempDir } from './support/helpers.ts';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
 const pkg = (await import('../package.json', { with: { type: 'json' } })).default as {
   version: string;
   devDependencies: Record<string, string>;
+  peerDependencies: Record<string, string>;
 };
 
 describe('the published package', () => {
@@ -169,6 +170,85 @@ wsgiStatus('/dev/shm/app.json', { interval: '1s' });
     );
     await run(join(project, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: project }).catch((error) => {
       assert.fail(`tsc failed:\n${error.stdout}${error.stderr}`);
+    });
+  });
+});
+
+describe('npm pack --dry-run', () => {
+  describe('when a source file has moved since the last build', () => {
+    it('should list no stale dist/ file: every packed file is built from a source of today', async (t) => {
+      if (!existsSync(join(root, 'dist', 'index.js'))) await run('npm', ['run', 'build'], { cwd: root });
+      // A copy of the checkout whose dist/ still holds the output of src/version.ts at an old place,
+      // as if version.ts had lived in src/old/ at the last build.
+      const { dir, cleanup } = tempDir('wsgi-status-stale-');
+      t.after(cleanup);
+      for (const entry of ['src', 'dist', 'package.json', 'tsconfig.json', 'README.md', 'LICENSE']) {
+        cpSync(join(root, entry), join(dir, entry), { recursive: true });
+      }
+      symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+      mkdirSync(join(dir, 'dist', 'old'));
+      for (const file of ['version.js', 'version.d.ts']) cpSync(join(dir, 'dist', file), join(dir, 'dist', 'old', file));
+
+      // Not --ignore-scripts: pack's prepack builds, and the build must start from an empty dist/.
+      const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], {
+        cwd: dir,
+        timeout: 120_000,
+        env: { ...process.env, NODE_V8_COVERAGE: undefined },
+      });
+      const [packed] = JSON.parse(stdout) as [{ files: { path: string }[] }];
+      const built = packed.files.map((file) => file.path).filter((path) => path.startsWith('dist/'));
+      assert.ok(built.includes('dist/version.js'), 'the build ran');
+      assert.deepEqual(
+        built.filter((path) => path.startsWith('dist/old/')),
+        [],
+      );
+      const sources = new Set(built.map((path) => path.replace(/^dist\//, 'src/').replace(/(\.d)?\.js$|\.d\.ts$/, '.ts')));
+      for (const source of sources) assert.ok(existsSync(join(dir, source)), `${source} (from a packed dist/ file) exists`);
+    });
+  });
+});
+
+/** The majors a range names: each `||` alternative must be `^N` or `N.x` (nothing open-ended). */
+function majorsOf(range: string): number[] {
+  return range.split('||').map((alternative) => {
+    const match = /^(?:\^(\d+)|(\d+)\.x)$/.exec(alternative.trim());
+    assert.ok(match, `"${alternative.trim()}" of "${range}" is not one major (^N or N.x)`);
+    return Number(match[1] ?? match[2]);
+  });
+}
+
+/** The majors of `framework` installed for the tests: itself and its aliases (`express4`: `npm:express@^4...`). */
+function testedMajors(framework: string): number[] {
+  const installed = Object.entries(pkg.devDependencies)
+    .filter(([name, spec]) => name === framework || spec.startsWith(`npm:${framework}@`))
+    .map(
+      ([name]) =>
+        JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { name: string; version: string },
+    );
+  for (const manifest of installed) assert.equal(manifest.name, framework);
+  return installed.map((manifest) => Number(manifest.version.split('.')[0]));
+}
+
+describe('peerDependencies', () => {
+  describe('when compared with the framework majors the tests run', () => {
+    for (const framework of ['express', 'koa', 'fastify']) {
+      it(`should name exactly the ${framework} majors installed for the matrix`, () => {
+        const tested = testedMajors(framework);
+        assert.ok(tested.length >= 2, `${framework}: the matrix runs two majors`);
+        assert.deepEqual(
+          majorsOf(pkg.peerDependencies[framework]).sort((a, b) => a - b),
+          tested.sort((a, b) => a - b),
+        );
+      });
+    }
+
+    it("should agree with the Fastify plugin's own fastify-plugin declaration", async () => {
+      const { default: plugin } = await import('../src/adapters/fastify.ts');
+      const meta = (plugin as unknown as Record<symbol, { fastify: string }>)[Symbol.for('plugin-meta')];
+      assert.deepEqual(
+        majorsOf(meta.fastify).sort((a, b) => a - b),
+        majorsOf(pkg.peerDependencies.fastify).sort((a, b) => a - b),
+      );
     });
   });
 });

@@ -14,8 +14,9 @@ import type { UwsgiDocument, UwsgiWorker } from '../src/model/document.ts';
 import { collectUwsgiMetrics } from '../src/prometheus.ts';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../src/server/prometheus.ts';
 import { StatsServer } from '../src/server/stats-server.ts';
-import { freePort, get, readStatus, sleep, tempDir, waitForStatus } from './helpers.ts';
-import { Children, CLI, LineReader } from './stats-helpers.ts';
+import { Children } from './support/children.ts';
+import { freePort, get, readStatus, sleep, tempDir, waitForStatus } from './support/helpers.ts';
+import { CLI, LineReader } from './support/stats-helpers.ts';
 
 const FIXTURES = new URL('fixtures/', import.meta.url);
 const CAPTURES = readdirSync(FIXTURES)
@@ -304,7 +305,7 @@ describe('GET /metrics on our own documents', { timeout: 60_000 }, () => {
   let prometheusLog = '';
 
   before(async () => {
-    const app = new LineReader(children.spawnNode(['test/fixtures/prometheus/app.ts', file]));
+    const app = new LineReader(children.spawnNode(['test/support/processes/prometheus/app.ts', file]));
     const ready = await app.waitForJson<{ port: number; statsPort: number }>('ready');
     appPort = ready.port;
     appStatsPort = ready.statsPort;
@@ -501,7 +502,7 @@ describe('collectUwsgiMetrics(options)', () => {
 
     it('should show all 4 worker_id series from any worker, summing to the responses received', async () => {
       const file = join(temp.dir, 'status.json');
-      const primary = new LineReader(children.spawnNode(['test/fixtures/prometheus/express-cluster.ts', file]));
+      const primary = new LineReader(children.spawnNode(['test/support/processes/prometheus/express-cluster.ts', file]));
       const { port, pids } = await primary.waitForJson<{ port: number; pids: number[] }>('ready', 30_000);
       await waitForStatus(file, (d) => d.workers.length === 4, 10_000);
       let responses = 0;

@@ -29,6 +29,24 @@ function exampleFiles(): Map<string, string> {
 
 const squash = (text: string) => text.replace(/\s+/g, ' ').trim();
 
+/** The tables of a Markdown text, outside fenced blocks: their rows, and the line after each table. */
+function tables(text: string): { rows: string[]; next: string | undefined }[] {
+  const found: { rows: string[]; next: string | undefined }[] = [];
+  const lines = text.split('\n');
+  let fenced = false;
+  for (let i = 0; i < lines.length; i++) {
+    if (/^ *```/.test(lines[i])) fenced = !fenced;
+    if (fenced || !lines[i].startsWith('|')) continue;
+    const rows: string[] = [];
+    while (i < lines.length && lines[i].startsWith('|')) rows.push(lines[i++]);
+    found.push({ rows, next: lines[i] });
+  }
+  return found;
+}
+
+/** A row's cells, split on pipes not escaped (GitHub splits on those even inside backticks). */
+const cells = (row: string) => row.split(/(?<!\\)\|/).slice(1, -1);
+
 describe('README.md', () => {
   const examples = exampleFiles();
   const tested = [...examples.values()].map(squash).join('\n');
@@ -98,5 +116,40 @@ describe('README.md', () => {
         assert.ok(readme.includes(`\`${flag}`), `wsgi-status ${command} ${flag} is not in README.md`);
       }
     }
+  });
+
+  describe('when it has tables', () => {
+    const found = tables(readme);
+
+    it('should close every row on its own line, with as many cells as its header, and end each table at a blank line', () => {
+      assert.ok(found.length >= 5);
+      for (const { rows, next } of found) {
+        const width = cells(rows[0]).length;
+        for (const row of rows) {
+          assert.ok(row.endsWith('|'), `a table row runs on past its line:\n${row.slice(0, 200)}`);
+          assert.equal(cells(row).length, width, `a row with other than ${width} cells:\n${row.slice(0, 200)}`);
+        }
+        assert.ok(next === undefined || next.trim() === '', `a table is followed by text, not a blank line: ${next}`);
+      }
+    });
+
+    it('should render no example file inside a cell', () => {
+      // Any line of an example long enough to be its own (short ones such as `wait` or `jobs:` are everywhere).
+      const exampleLines = [...examples.entries()].flatMap(([file, text]) =>
+        text
+          .split('\n')
+          .map((line) => line.trim())
+          .filter((line) => line.length >= 30)
+          .map((line) => ({ file, line })),
+      );
+      assert.ok(exampleLines.length >= 20);
+      for (const { rows } of found) {
+        for (const row of rows) {
+          for (const { file, line } of exampleLines) {
+            assert.ok(!row.includes(line), `a table row holds a line of ${file}: ${line}`);
+          }
+        }
+      }
+    });
   });
 });

@@ -17,7 +17,7 @@ import express from 'express';
 import { wsgiStatus } from '../src/index.ts';
 import { onResponseEnd, type ResponseLike } from '../src/model/response-end.ts';
 import { WsgiStatusMonitor } from '../src/monitor.ts';
-import { closeServer, deferred, get, listen, sleep, tempDir, until, waitForStatus, workerOf } from './helpers.ts';
+import { closeServer, deferred, get, listen, sleep, tempDir, until, waitForStatus, workerOf } from './support/helpers.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 

@@ -13,7 +13,7 @@ import { type ParsedStatus, parseStatus } from '../src/model/parse.ts';
 import { WsgiStatusMonitor } from '../src/monitor.ts';
 import { type Liveness, reconcile, type SlotAssignment, type SlotClaimant } from '../src/store/slots.ts';
 import { isProcessAlive } from '../src/system/liveness.ts';
-import { readStatus, sleep, tempDir } from './helpers.ts';
+import { readStatus, sleep, tempDir } from './support/helpers.ts';
 
 const NOW = 1_800_000_000_000;
 const STALE = 10_000;

@@ -14,8 +14,9 @@ import type { UwsgiDocument } from '../src/model/document.ts';
 import { WsgiStatusMonitor } from '../src/monitor.ts';
 import { parseStatsAddress } from '../src/server/address.ts';
 import { type StatsListenError, StatsServer } from '../src/server/stats-server.ts';
-import { closeServer, deferred, get, listen, sleep, tempDir, waitForStatus } from './helpers.ts';
-import { Children, LineReader, readRaw, strictDecode } from './stats-helpers.ts';
+import { Children } from './support/children.ts';
+import { closeServer, deferred, get, listen, sleep, tempDir, waitForStatus } from './support/helpers.ts';
+import { LineReader, readRaw, strictDecode } from './support/stats-helpers.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`fixtures/${name}`, import.meta.url));
 const HTTP_CAPTURE = fixture('uwsgi-2.0.21-stats-http-response.raw');
@@ -561,7 +562,7 @@ describe('WsgiStatusMonitor with the stats option', () => {
       mkdirSync(writable);
       chmodSync(dir, 0o755);
       chmodSync(writable, 0o777);
-      const child = children.spawnNode(['test/fixtures/stats/app.ts', join(writable, 'status.json')], {
+      const child = children.spawnNode(['test/support/processes/stats/app.ts', join(writable, 'status.json')], {
         uid: 65534,
         gid: 65534,
         env: { STATS: join(locked, 'stats.sock'), HOME: writable },
@@ -589,7 +590,9 @@ describe('the stats socket of a node:cluster app', () => {
     const path = join(dir, 'stats.sock');
     // A crashed run's socket file: the 4 workers starting together must replace it once, and never each other's.
     await makeStaleSocket(path);
-    const child = children.spawnNode(['test/fixtures/stats/cluster.ts', join(dir, 'status.json')], { env: { STATS: path } });
+    const child = children.spawnNode(['test/support/processes/stats/cluster.ts', join(dir, 'status.json')], {
+      env: { STATS: path },
+    });
     const reader = new LineReader(child);
     const { pids, port } = await reader.waitForJson<{ pids: number[]; port: number }>('ready', 30_000);
     assert.equal(pids.length, 4);

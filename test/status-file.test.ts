@@ -21,9 +21,9 @@ import { describe, it } from 'node:test';
 import { LOCK_LOST } from '../src/store/lock.ts';
 import { directoryMode, MAX_STATUS_BYTES, readStatusTextSync } from '../src/store/safe-file.ts';
 import { StatusFile } from '../src/store/status-file.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir } from './support/helpers.ts';
 
-const FIXTURE = new URL('fixtures/store-writer.ts', import.meta.url).pathname;
+const FIXTURE = new URL('support/processes/store-writer.ts', import.meta.url).pathname;
 const lock = { staleMs: 2000, waitMs: 200, onCompromised: () => undefined };
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 

@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import type { UwsgiDocument } from '../src/model/document.ts';
 import { StatsServer } from '../src/server/stats-server.ts';
-import { ClusterGroup, startLoad } from './cluster-harness.ts';
-import { get, readStatus, sleep, tempDir } from './helpers.ts';
-import { decodePng } from './png.ts';
+import { ClusterGroup, startLoad } from './support/cluster-harness.ts';
+import { get, readStatus, sleep, tempDir } from './support/helpers.ts';
+import { decodePng } from './support/png.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 // Chromium needs these here: as root it refuses to start without --no-sandbox, and the rest keep it off the network.

@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import { type AddressInfo, connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { type ConnectionLike, TxLedger } from '../src/model/tx-ledger.ts';
-import { closeServer, get, listen, until } from './helpers.ts';
+import { closeServer, get, listen, until } from './support/helpers.ts';
 
 /** Waits (up to 0.5 s) until the ledger holds no connection: a server socket's 'close' follows the client's a little later. */
 function allClosed(ledger: TxLedger): Promise<void> {

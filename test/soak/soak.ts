@@ -13,8 +13,8 @@
  */
 import { join } from 'node:path';
 import type { UwsgiDocument } from '../../src/model/document.ts';
-import { ClusterGroup, startLoad, startReader, totalRequests, waitForDocument } from '../cluster-harness.ts';
-import { sleep, tempDir } from '../helpers.ts';
+import { ClusterGroup, startLoad, startReader, totalRequests } from '../support/cluster-harness.ts';
+import { sleep, tempDir, waitForStatus } from '../support/helpers.ts';
 
 const seconds = Number(process.env.SOAK_SECONDS ?? 60);
 const rate = Number(process.env.RATE ?? 400);
@@ -36,7 +36,7 @@ async function main(): Promise<number> {
   const group = new ClusterGroup(4, { STATUS_FILE: file, INTERVAL: interval }, { exposeGc: true });
   try {
     const { pids, port } = await group.listening(4);
-    await waitForDocument(file, (d: UwsgiDocument) => d.workers.length === 4);
+    await waitForStatus(file, (d: UwsgiDocument) => d.workers.length === 4);
     console.log(`soak: 4 workers ${pids.join(', ')}, ${rate} req/s for ${seconds} s, interval ${interval} ms, file ${file}`);
 
     const reader = startReader(file, 10, (document) =>
@@ -76,7 +76,7 @@ async function main(): Promise<number> {
     console.log(`  ${served.ok} responses (${Math.round(served.ok / seconds)}/s), ${served.errors} errors`);
     console.log(`  reader: ${read.reads} reads, ${read.invalid} invalid, ${read.problems.length} missing a live worker`);
 
-    const settled = await waitForDocument(file, (d) => totalRequests(d) === served.ok, 10_000).catch(() => null);
+    const settled = await waitForStatus(file, (d) => totalRequests(d) === served.ok, 10_000).catch(() => null);
     const failures: string[] = [];
     if (read.invalid > 0) failures.push(`${read.invalid} invalid reads: ${JSON.stringify(read.invalidSamples)}`);
     if (read.problems.length > 0) failures.push(read.problems[0]);

@@ -8,7 +8,7 @@ import { type Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { UwsgiDocument, UwsgiWorker } from '../src/model/document.ts';
+import type { UwsgiDocument, UwsgiWorker } from '../../src/model/document.ts';
 
 /** A fresh temporary directory, removed by the returned cleanup. */
 export function tempDir(prefix = 'wsgi-status-'): { dir: string; cleanup: () => void } {
@@ -86,11 +86,17 @@ export function tryReadStatus(path: string): UwsgiDocument | null {
   }
 }
 
-/** Polls until `predicate(document)` holds, or rejects after `timeoutMs` with the last document seen. */
+/**
+ * Polls the status file every 10 ms until `predicate(document)` holds, or
+ * rejects after `timeoutMs` naming `what`, with the last document seen. A
+ * missing file is "not yet"; a file that is not JSON fails at once (writers
+ * rename whole files into place, so a reader never sees a partial one).
+ */
 export async function waitForStatus(
   path: string,
   predicate: (document: UwsgiDocument) => boolean,
   timeoutMs = 5000,
+  what = 'condition',
 ): Promise<UwsgiDocument> {
   const deadline = Date.now() + timeoutMs;
   let last: UwsgiDocument | null = null;
@@ -98,7 +104,7 @@ export async function waitForStatus(
     last = tryReadStatus(path);
     if (last !== null && predicate(last)) return last;
     if (Date.now() > deadline)
-      throw new Error(`status condition not met within ${timeoutMs} ms; last document: ${JSON.stringify(last)}`);
+      throw new Error(`status ${what} not met within ${timeoutMs} ms; last document: ${JSON.stringify(last)}`);
     await sleep(10);
   }
 }

@@ -1,23 +1,23 @@
 /**
  * Real processes for test/cluster.test.ts and test/soak/soak.ts: a node:cluster
- * primary (test/fixtures/cluster/primary.ts) or independent workers, a load
+ * primary (test/support/processes/cluster/primary.ts) or independent workers, a load
  * generator on loopback that tallies which pid answered, and a status-file
  * reader that never locks (as monitoring tools read it).
  *
- * Every process started here is registered in its group and SIGKILLed by
- * `stop()`; the primary also exits when its stdin closes, so nothing
- * outlives the test process.
+ * Every process started here is owned by its group's {@link Children} and
+ * SIGKILLed by `stop()`; the primary also exits when its stdin closes, so
+ * nothing outlives the test process.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import type { UwsgiDocument } from '../src/model/document.ts';
-import { isProcessAlive } from '../src/system/liveness.ts';
+import type { UwsgiDocument } from '../../src/model/document.ts';
+import { Children } from './children.ts';
 import { sleep } from './helpers.ts';
 
-const FIXTURES = fileURLToPath(new URL('./fixtures/cluster/', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('./processes/cluster/', import.meta.url));
 const TSX = ['--import', 'tsx'];
 
 /** A message from a process of the group: the fixture's own, plus `fork` / `exit` from the primary. */
@@ -50,16 +50,20 @@ export abstract class ProcessGroup {
   readonly pids = new Set<number>();
   stderr = '';
   private readonly emitter = new EventEmitter();
-  private readonly children: ChildProcess[] = [];
+  private readonly children = new Children();
 
   protected record(event: ProcessEvent): void {
-    if (typeof event.pid === 'number') this.pids.add(event.pid);
+    if (typeof event.pid === 'number') {
+      this.pids.add(event.pid);
+      // A primary's workers are its children, not ours: watched, so stop() kills them and waits until they are gone.
+      this.children.watch(event.pid);
+    }
     this.events.push(event);
     this.emitter.emit('event', event);
   }
 
   protected adopt(child: ChildProcess): void {
-    this.children.push(child);
+    this.children.adopt(child);
     if (child.pid !== undefined) this.pids.add(child.pid);
     child.stderr?.on('data', (chunk: Buffer) => {
       this.stderr += chunk.toString();
@@ -125,23 +129,8 @@ export abstract class ProcessGroup {
   }
 
   /** Kills every process of the group with SIGKILL and waits for them to go. Safe to call twice. */
-  async stop(): Promise<void> {
-    for (const pid of this.pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-    await Promise.all(
-      this.children.map((child) =>
-        child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((resolve) => child.once('exit', resolve)),
-      ),
-    );
-    // Workers are the primary's children, not ours: a killed one may still be on
-    // a CPU for a moment, so wait until each is gone before the temp dir is removed.
-    const deadline = Date.now() + 10_000;
-    while ([...this.pids].some(isProcessAlive) && Date.now() < deadline) await sleep(10);
+  stop(): Promise<void> {
+    return this.children.killAll('SIGKILL');
   }
 }
 
@@ -348,29 +337,6 @@ export function startReader(
       return result;
     },
   };
-}
-
-/** Polls the file until `predicate` holds; rejects after `timeoutMs` with the last document. */
-export async function waitForDocument(
-  path: string,
-  predicate: (document: UwsgiDocument) => boolean,
-  timeoutMs = 20_000,
-  what = 'condition',
-): Promise<UwsgiDocument> {
-  const deadline = Date.now() + timeoutMs;
-  let last: UwsgiDocument | null = null;
-  for (;;) {
-    try {
-      last = JSON.parse(readFileSync(path, 'utf8')) as UwsgiDocument;
-      if (predicate(last)) return last;
-    } catch {
-      // Not written yet.
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`status ${what} not met within ${timeoutMs} ms; last document: ${JSON.stringify(last?.workers ?? last)}`);
-    }
-    await sleep(10);
-  }
 }
 
 /** Sum of `requests` over the document's workers. */

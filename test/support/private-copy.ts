@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 /** Where node would find `name` from package directory `from`: its own node_modules, then each parent's. */
 function locate(name: string, from: string): string {
@@ -41,7 +41,7 @@ function productionPackages(): string[] {
 
 /**
  * A world-readable directory holding dist/, the production node_modules and
- * `fixture` (a path under test/fixtures/). Returns the copy's paths and a cleanup.
+ * `fixture` (a path under test/support/processes/). Returns the copy's paths and a cleanup.
  */
 export function worldReadableCopy(fixture: string): { dir: string; fixture: string; http: string; cleanup: () => void } {
   if (!existsSync(join(ROOT, 'dist', 'adapters', 'http.js'))) {
@@ -53,7 +53,7 @@ export function worldReadableCopy(fixture: string): { dir: string; fixture: stri
   cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
   for (const located of productionPackages()) cpSync(located, join(dir, relative(ROOT, located)), { recursive: true });
   const copied = join(dir, 'fixture.mjs');
-  cpSync(join(ROOT, 'test', 'fixtures', fixture), copied);
+  cpSync(join(ROOT, 'test', 'support', 'processes', fixture), copied);
   return {
     dir,
     fixture: copied,

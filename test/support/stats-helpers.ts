@@ -1,15 +1,16 @@
 /**
  * Helpers for the stats server and CLI tests (issue 5): raw socket reads,
- * child processes that never outlive their test, and a decoder as strict as
- * the Go readers (Telegraf, uwsgi_exporter, Mackerel) are.
+ * child processes' output and CLI runs (the processes themselves are owned
+ * by children.ts), and a decoder as strict as the Go readers (Telegraf,
+ * uwsgi_exporter, Mackerel) are.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import type { Children } from './children.ts';
 
-export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 /** Where to connect: a unix socket path or a TCP address. */
 export type Target = { path: string } | { host: string; port: number };
@@ -25,7 +26,7 @@ export interface RawRead {
 export function readRaw(target: Target, options: { send?: string; timeoutMs?: number } = {}): Promise<RawRead> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const socket = connect(target as Parameters<typeof connect>[0]);
+    const socket = connect(target);
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
@@ -45,50 +46,6 @@ export function readRaw(target: Target, options: { send?: string; timeoutMs?: nu
       reject(error);
     });
   });
-}
-
-/** Child processes of one test file; {@link Children.killAll} runs in `after`/`afterEach`, pass or fail. */
-export class Children {
-  private readonly all = new Set<ChildProcessWithoutNullStreams>();
-
-  /** `node --import tsx <args>` in the repository root. */
-  spawnNode(
-    args: string[],
-    options: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {},
-  ): ChildProcessWithoutNullStreams {
-    const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...options.env },
-      uid: options.uid,
-      gid: options.gid,
-    });
-    this.all.add(child);
-    child.on('exit', () => this.all.delete(child));
-    return child;
-  }
-
-  /**
-   * Ends every child still running and waits for it to be gone: stdin closed
-   * and SIGTERM (the fixtures then stop their own workers, `serve` closes its
-   * socket), SIGKILL for any still there after 3 s.
-   */
-  async killAll(): Promise<void> {
-    await Promise.all(
-      [...this.all].map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-            child.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            child.stdin.end();
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
-  }
 }
 
 /** Collects a child's stdout lines and waits for one that matches. */
@@ -186,7 +143,7 @@ export function runCli(
  * does minus the process itself. The spawned runs in cli.test.ts cover that.
  */
 export async function runInProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  const { main } = await import('../src/cli/run.ts');
+  const { main } = await import('../../src/cli/run.ts');
   let stdout = '';
   let stderr = '';
   const code = await main(args, {
