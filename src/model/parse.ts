@@ -1,38 +1,44 @@
-import type { ListenAddress, RetiredSlot, UwsgiWorker } from './document.js';
+import type { ListenAddress, ProcessEntry, SlotRecord } from './document.js';
 
 /** What was wrong with a status file that had to be repaired. */
 export type StatusProblem = 'corrupt' | 'foreign';
 
-/** The trustworthy part of a status file, and what was wrong with the rest. */
+/**
+ * The trustworthy part of a status file: its ledger (the `workers` rows are
+ * recomputed from it by every writer and reader), and what was wrong with the rest.
+ */
 export interface ParsedStatus {
-  workers: UwsgiWorker[];
-  retired: RetiredSlot[];
+  /** Live (or not yet pruned) processes, with their own counters. */
+  processes: ProcessEntry[];
+  /** Every slot's carried counters and respawn count. */
+  slots: SlotRecord[];
   /** `null` when the file was valid (or absent/empty, which is normal before the first write). */
   problem: StatusProblem | null;
 }
 
-const WORKER_UINT_KEYS = [
-  'id',
+const PROCESS_UINT_KEYS = [
   'pid',
+  'id',
   'accepting',
   'requests',
-  'delta_requests',
   'exceptions',
-  'harakiri_count',
-  'signals',
-  'signal_queue',
+  'tx',
+  'running_time',
+  'in_flight',
+  'avg_rt',
   'rss',
   'vsz',
-  'running_time',
+  'heap_used',
+  'event_loop_utilization',
+  'event_loop_delay',
   'last_spawn',
-  'respawn_count',
-  'tx',
-  'avg_rt',
-  'in_flight',
+  'started_at',
   'last_update',
+  'interval',
+  'request_start',
 ] as const;
 
-const RETIRED_UINT_KEYS = ['id', 'pid', 'respawn_count', 'requests', 'exceptions', 'tx', 'running_time', 'retired_at'] as const;
+const SLOT_UINT_KEYS = ['id', 'pid', 'respawn_count', 'requests', 'exceptions', 'tx', 'running_time', 'cheap_since'] as const;
 
 function isUint(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
@@ -46,55 +52,57 @@ function isListenAddress(value: unknown): value is ListenAddress {
   return isRecord(value) && typeof value.name === 'string' && isUint(value.port) && isUint(value.max_queue);
 }
 
-/** A worker entry written by this library, with every field of the right type. */
-export function isWorkerEntry(value: unknown): value is UwsgiWorker {
+const optionalString = (value: unknown) => value === undefined || typeof value === 'string';
+
+/** A process entry written by this library, with every field of the right type. */
+export function isProcessEntry(value: unknown): value is ProcessEntry {
   if (!isRecord(value)) return false;
-  for (const key of WORKER_UINT_KEYS) if (!isUint(value[key])) return false;
+  for (const key of PROCESS_UINT_KEYS) if (!isUint(value[key])) return false;
   if ((value.id as number) < 1 || (value.pid as number) < 1) return false;
-  if (typeof value.status !== 'string') return false;
-  if (!Array.isArray(value.apps) || !Array.isArray(value.cores)) return false;
+  if (!optionalString(value.method) || !optionalString(value.uri)) return false;
   if (value.listen !== undefined && !(Array.isArray(value.listen) && value.listen.every(isListenAddress))) return false;
   return true;
 }
 
-function isRetiredSlot(value: unknown): value is RetiredSlot {
+function isSlotRecord(value: unknown): value is SlotRecord {
   if (!isRecord(value)) return false;
-  for (const key of RETIRED_UINT_KEYS) if (!isUint(value[key])) return false;
+  for (const key of SLOT_UINT_KEYS) if (!isUint(value[key])) return false;
   return (value.id as number) >= 1;
 }
 
 /**
- * Reads a status file's text without trusting it: entries that are not
- * exactly what this library writes are dropped, duplicate ids keep the most
- * recently updated entry, and anything unparsable counts as empty. Pure.
+ * Reads a status file's text without trusting it: ledger entries that are
+ * not exactly what this library writes are dropped, a pid listed twice keeps
+ * its most recently updated entry, an id listed twice in `slots` its first,
+ * and anything unparsable counts as empty. A document with `workers` but no
+ * ledger (a real uWSGI's, another tool's) is foreign. Pure.
  */
 export function parseStatus(text: string): ParsedStatus {
-  if (text.trim() === '') return { workers: [], retired: [], problem: null };
+  const empty = (problem: StatusProblem | null): ParsedStatus => ({ processes: [], slots: [], problem });
+  if (text.trim() === '') return empty(null);
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch {
-    return { workers: [], retired: [], problem: 'corrupt' };
+    return empty('corrupt');
   }
-  if (!isRecord(data) || !Array.isArray(data.workers)) return { workers: [], retired: [], problem: 'foreign' };
+  if (!isRecord(data) || !Array.isArray(data.workers)) return empty('foreign');
+  if (data.processes === undefined && data.slots === undefined) return empty(data.workers.length === 0 ? null : 'foreign');
+  if (!Array.isArray(data.processes) || !Array.isArray(data.slots)) return empty('foreign');
   let problem: StatusProblem | null = null;
-  const byId = new Map<number, UwsgiWorker>();
-  for (const entry of data.workers) {
-    if (!isWorkerEntry(entry)) {
+  const byPid = new Map<number, ProcessEntry>();
+  for (const entry of data.processes) {
+    if (!isProcessEntry(entry)) {
       problem = 'foreign';
       continue;
     }
-    const other = byId.get(entry.id);
-    if (other === undefined || other.last_update < entry.last_update) byId.set(entry.id, entry);
+    const other = byPid.get(entry.pid);
+    if (other === undefined || other.last_update < entry.last_update) byPid.set(entry.pid, entry);
   }
-  const retired = new Map<number, RetiredSlot>();
-  if (data.retired_slots !== undefined) {
-    if (!Array.isArray(data.retired_slots)) problem = 'foreign';
-    else
-      for (const slot of data.retired_slots) {
-        if (isRetiredSlot(slot)) retired.set(slot.id, slot);
-        else problem = 'foreign';
-      }
+  const slots = new Map<number, SlotRecord>();
+  for (const slot of data.slots) {
+    if (!isSlotRecord(slot)) problem = 'foreign';
+    else if (!slots.has(slot.id)) slots.set(slot.id, slot);
   }
-  return { workers: [...byId.values()], retired: [...retired.values()], problem };
+  return { processes: [...byPid.values()], slots: [...slots.values()], problem };
 }

@@ -1,14 +1,16 @@
 /**
  * Where a stats server's document comes from: the shared status file, read
  * fresh at answer time without the lock (writers rename whole files into
- * place, so a reader never sees a partial one), with the gone workers
- * dropped and the listen queues measured from /proc at that moment, the way
- * uWSGI's master measures them when a stats client connects.
+ * place, so a reader never sees a partial one), its rows recomputed from the
+ * file's ledger as a writer would (a process that is gone shown by no row,
+ * its slot `cheap` if nobody else serves in it; a stuck one `busy`), and the
+ * listen queues measured from /proc at that moment, the way uWSGI's master
+ * measures them when a stats client connects.
  */
 import { readFile } from 'node:fs/promises';
 import { buildDocument, type DocumentIdentity, type UwsgiDocument, type UwsgiWorker } from '../model/document.js';
-import { parseStatus } from '../model/parse.js';
-import { lowestFreeId } from '../store/slots.js';
+import { type ParsedStatus, parseStatus } from '../model/parse.js';
+import { viewLedger } from '../store/slots.js';
 import { isProcessAlive } from '../system/liveness.js';
 import { measureListenQueues, type NamedAddress } from '../system/proc.js';
 
@@ -17,15 +19,30 @@ export type DocumentProvider = () => Promise<UwsgiDocument>;
 
 export type { DocumentIdentity } from '../model/document.js';
 
-/** The answering process's own, fresh entry. */
+/** The answering process's own row, from memory. */
 export interface SelfEntry {
   worker: UwsgiWorker;
-  /**
-   * Whether `worker.id` is this process's slot by the file's word. When it is
-   * not (before the first write), the entry takes the lowest id nobody holds.
-   */
+  /** Whether `worker.id` is this process's slot by the file's word (false before its first write). */
   assigned: boolean;
 }
+
+// What the answering process may refresh in its own row from memory: its state now. Never its
+// counters: a shared socket is answered by any process of the app, and a reader must never see a
+// counter go back from one answer to the next.
+const LIVE_FIELDS = [
+  'accepting',
+  'status',
+  'rss',
+  'vsz',
+  'avg_rt',
+  'cores',
+  'in_flight',
+  'event_loop_utilization',
+  'event_loop_delay',
+  'heap_used',
+  'method',
+  'uri',
+] as const;
 
 /** How {@link createStatusFileProvider} builds the document. */
 export interface StatusFileProviderOptions {
@@ -36,7 +53,12 @@ export interface StatusFileProviderOptions {
    * workers), or `null` when the file has none yet.
    */
   identity: (fromFile: DocumentIdentity | null) => DocumentIdentity | Promise<DocumentIdentity>;
-  /** The answering process's own entry, which replaces its slot from the file. */
+  /**
+   * The answering process's own row, from memory. Where the file shows it as
+   * its slot's owner, its state (status, in-flight request, memory) is
+   * refreshed from it; its counters stay as the file holds them. When the
+   * file cannot be read, the document is this row alone.
+   */
   self?: () => SelfEntry | null | Promise<SelfEntry | null>;
   /**
    * Called with a file that cannot be read or parsed; the document is then
@@ -72,35 +94,36 @@ export function createStatusFileProvider(options: StatusFileProviderOptions): Do
   const isAlive = options.isAlive ?? isProcessAlive;
   const measure = options.measure ?? measureListenQueues;
   return async () => {
-    let workers: UwsgiWorker[] = [];
+    let parsed: ParsedStatus = { processes: [], slots: [], problem: null };
     let fromFile: DocumentIdentity | null = null;
+    let readable = true;
+    // First: before its first write, the answering process writes now, so the file holds its slot.
+    const self = await options.self?.();
     try {
       const text = await readFile(options.path, 'utf8').catch((error: NodeJS.ErrnoException) => {
         if (error.code === 'ENOENT') return '';
         throw error;
       });
-      const parsed = parseStatus(text);
+      parsed = parseStatus(text);
       if (parsed.problem === 'corrupt') throw new StatusFileError('EINVALIDJSON', options.path);
-      if (parsed.problem === 'foreign' && parsed.workers.length === 0) throw new StatusFileError('EFOREIGN', options.path);
-      workers = parsed.workers;
+      if (parsed.problem === 'foreign' && parsed.processes.length === 0 && parsed.slots.length === 0) {
+        throw new StatusFileError('EFOREIGN', options.path);
+      }
       fromFile = readIdentity(text);
     } catch (error) {
       if (!options.onFileError) throw error;
+      readable = false;
       options.onFileError(error as Error);
     }
-    const now = Date.now();
-    const staleAfter = options.staleAfterMs;
-    workers = workers.filter((w) => isAlive(w.pid) && (staleAfter === undefined || now - w.last_update <= staleAfter));
-    const self = await options.self?.();
-    if (self) {
-      const me = { ...self.worker };
-      if (self.assigned) {
-        workers = workers.filter((w) => w.pid !== me.pid && w.id !== me.id);
-      } else {
-        workers = workers.filter((w) => w.pid !== me.pid);
-        me.id = lowestFreeId(new Set(workers.map((w) => w.id)));
+    let { workers } = viewLedger(parsed, { now: Date.now(), staleAfterMs: options.staleAfterMs, isAlive: (pid) => isAlive(pid) });
+    if (self && !readable) workers = [self.worker];
+    else if (self?.assigned) {
+      const index = workers.findIndex((w) => w.id === self.worker.id && w.pid === self.worker.pid);
+      if (index !== -1) {
+        const row: Record<string, unknown> = { ...workers[index] };
+        for (const key of LIVE_FIELDS) row[key] = self.worker[key];
+        workers[index] = row as unknown as UwsgiWorker;
       }
-      workers.push(me);
     }
     const addresses: NamedAddress[] = workers.flatMap((w) => w.listen ?? []);
     const identity = await options.identity(fromFile);
