@@ -49,7 +49,10 @@ export interface WsgiStatusOptions {
    * interface, as in uWSGI; the document shows paths and pids, so prefer
    * `127.0.0.1`). In a node:cluster every worker listens on the same address
    * and node:cluster shares one socket; whichever worker answers serves the
-   * merged document. Listen failures go to `onError` once; the app keeps serving.
+   * merged document. Independent processes of one app (PM2 fork mode) may
+   * all be given the same address: one serves it, the others try again every
+   * interval and take it over within one interval when it stops. Listen
+   * failures go to `onError` once per episode; the app keeps serving.
    * @default undefined (no stats server)
    * @example
    * app.use(wsgiStatus('/dev/shm/app-status.json', { stats: '/run/app/stats.sock' }));
