@@ -26,9 +26,11 @@ export interface WsgiStatusOptions {
    */
   onError?: (error: Error) => void;
   /**
-   * A worker entry not refreshed for this long (milliseconds) is dropped even
+   * A process entry not refreshed for this long (milliseconds) is pruned even
    * if a process with its pid exists (a pid reused, or a process in another
-   * PID namespace). Entries whose pid is gone are dropped at once.
+   * PID namespace); processes whose pid is gone are pruned at once. A pruned
+   * process's last written counts stay in its slot. A file with no live
+   * process for max(2 × staleAfter, 60 s) is started afresh.
    * @default max(10 × interval, 10000)
    */
   staleAfter?: number;
