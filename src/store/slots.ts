@@ -125,11 +125,23 @@ function prune(
   return { slots, live };
 }
 
+/** Live processes by the slot they are attached to. */
+function bySlot(live: ProcessEntry[]): Map<number, ProcessEntry[]> {
+  const groups = new Map<number, ProcessEntry[]>();
+  for (const entry of live) {
+    const group = groups.get(entry.id);
+    if (group) group.push(entry);
+    else groups.set(entry.id, [entry]);
+  }
+  return groups;
+}
+
 /** Each slot's owner (its newest live process unless the recorded one lives) and cheap time. */
 function settle(slots: Map<number, SlotRecord>, live: ProcessEntry[], now: number): void {
   for (const entry of live) if (!slots.has(entry.id)) slots.set(entry.id, newSlot(entry.id, 1));
+  const groups = bySlot(live);
   for (const slot of slots.values()) {
-    const attached = live.filter((entry) => entry.id === slot.id);
+    const attached = groups.get(slot.id) ?? [];
     if (attached.length === 0) {
       slot.pid = 0;
       if (slot.cheap_since === 0) slot.cheap_since = now;
@@ -151,8 +163,9 @@ function settle(slots: Map<number, SlotRecord>, live: ProcessEntry[], now: numbe
  */
 export function renderWorkers(slots: Iterable<SlotRecord>, live: ProcessEntry[], now: number): UwsgiWorker[] {
   const rows: UwsgiWorker[] = [];
+  const groups = bySlot(live);
   for (const slot of [...slots].sort((a, b) => a.id - b.id)) {
-    const attached = live.filter((entry) => entry.id === slot.id);
+    const attached = groups.get(slot.id) ?? [];
     const totals = { requests: slot.requests, exceptions: slot.exceptions, tx: slot.tx, runningTime: slot.running_time };
     for (const entry of attached) {
       totals.requests += entry.requests;
