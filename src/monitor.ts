@@ -116,9 +116,10 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
   }
 
   /**
-   * Stops the timer and the stats server, removes this process's slot from
-   * the file (its counters kept for the next process in the slot) and
-   * resolves after that last write. Safe to call more than once.
+   * Stops the timer and the stats server, detaches this process from its
+   * slot in a last write (its final counts added to the slot, whose row turns
+   * `cheap` unless another process serves in it) and resolves after that
+   * write. Safe to call more than once.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {

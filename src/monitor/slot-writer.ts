@@ -68,8 +68,8 @@ export class SlotWriter {
     });
     this.delay = monitorEventLoopDelay({ resolution: 20 });
     this.delay.enable();
-    // A clean exit, or death by a signal the app does not handle, removes the
-    // slot at once: signal-exit then re-raises the signal, so the process dies
+    // A clean exit, or death by a signal the app does not handle, detaches the
+    // process at once (its final counts folded into its slot): signal-exit then re-raises the signal, so the process dies
     // the way it would have. A crash or kill -9 leaves it to the others' pruning.
     this.removeExitHook = onExit(() => this.removeSlotSync());
     // Jitter the first tick so workers forked together do not collide on the lock.
@@ -124,7 +124,7 @@ export class SlotWriter {
     return this.ticking;
   }
 
-  /** Stops the timer and, once a running tick is done, removes this process's slot (its counters kept). */
+  /** Stops the timer and, once a running tick is done, detaches this process from its slot (its counts kept there). */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.accepting = false;
@@ -262,7 +262,7 @@ export class SlotWriter {
     return formatUwsgiJson(document);
   }
 
-  /** At process exit: take this process's slot out of the file, synchronously. */
+  /** At process exit: detach this process from its slot, synchronously. */
   private removeSlotSync(): void {
     if (this.assignment === null || this.closing) return;
     try {
