@@ -12,7 +12,8 @@
  * Kill a worker with `kill -9 <pid>`: the primary forks a replacement, which
  * takes over the same slot (`id`), counters included, with `respawn_count` + 1.
  * Ctrl-C (or SIGTERM to the primary) stops every worker gracefully: each
- * removes its slot before it exits.
+ * makes a last write before it exits, and its slot stays listed as `cheap`
+ * with its counters (as uWSGI lists a cheaped worker).
  *
  * The same file runs under PM2 in cluster mode (examples/ecosystem.config.cjs):
  * there PM2 is the primary and each instance runs the worker half below.
@@ -54,9 +55,9 @@ if (cluster.isPrimary) {
   app.get('/slow', (_req, res) => setTimeout(() => res.send('slow\n'), 2000));
   const server = app.listen(port);
 
-  // Graceful stop: finish what is in flight, remove this worker's slot, exit.
+  // Graceful stop: finish what is in flight, make the last write (the slot turns cheap), exit.
   // Without a handler of its own the worker would simply die of the signal,
-  // and wsgi-status would still take its slot out on the way. SIGINT too:
+  // and wsgi-status would still make its last write on the way. SIGINT too:
   // PM2 stops instances with it, and Ctrl-C sends it to every process of the group.
   let stopping = false;
   const shutdown = async () => {

@@ -2,8 +2,9 @@
  * PM2 in cluster mode: 4 instances of examples/cluster.js sharing one status
  * file. PM2 is the primary; it sets NODE_APP_INSTANCE (0..3) in each
  * instance, and wsgi-status gives each the slot `id` NODE_APP_INSTANCE + 1,
- * so ids stay stable across restarts and `pm2 reload` (the new process takes
- * over its predecessor's slot and counters).
+ * so ids stay stable across restarts, scaling and `pm2 reload` (the new
+ * process shows in its predecessor's slot from its first write, counters
+ * carried on; what the old one answers while it drains counts in the same slot).
  *
  *   npm run build
  *   npx pm2 start examples/ecosystem.config.cjs

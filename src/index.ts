@@ -8,7 +8,8 @@
 export { type WsgiStatusMiddleware, wsgiStatus, wsgiStatus as default } from './adapters/express.js';
 export type {
   ListenAddress,
-  RetiredSlot,
+  ProcessEntry,
+  SlotRecord,
   UwsgiApp,
   UwsgiCore,
   UwsgiDocument,

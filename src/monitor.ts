@@ -14,7 +14,7 @@ import type { ResponseLike } from './model/response-end.js';
 import { Reporter } from './monitor/reporter.js';
 import { type RequestLike, RequestPath } from './monitor/request-path.js';
 import { SlotWriter } from './monitor/slot-writer.js';
-import { startStatsServer } from './monitor/stats-wiring.js';
+import { type StatsWiring, startStatsServer } from './monitor/stats-wiring.js';
 import { type ResolvedOptions, resolveOptions, type WsgiStatusOptions } from './options.js';
 import type { StatsServer } from './server/stats-server.js';
 
@@ -46,7 +46,7 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
   private readonly reporter = new Reporter((error) => this.deliver(error));
   private readonly requests: RequestPath;
   private readonly writer: SlotWriter;
-  private readonly statsServer: StatsServer | null;
+  private readonly statsWiring: StatsWiring | null;
   private closing: Promise<void> | null = null;
 
   /**
@@ -61,12 +61,16 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     const report = (kind: string, error: unknown) => this.reporter.report(kind, error);
     this.requests = new RequestPath({ recordRequest: this.options.recordRequest, report });
     this.writer = new SlotWriter(this.options, this.requests, this.reporter, (document) => this.emit('write', document));
-    this.statsServer = startStatsServer(this.options, this.writer, this.reporter, () => this.closing !== null);
+    this.statsWiring = startStatsServer(this.options, this.writer, this.reporter, () => this.closing !== null);
   }
 
-  /** The `stats` server, when that option was given (await its `listen()` to know it is up). */
+  /**
+   * The `stats` server, when that option was given (await its `listen()` to
+   * know it is up). While another process serves the address, it tries
+   * again every interval.
+   */
   get stats(): StatsServer | null {
-    return this.statsServer;
+    return this.statsWiring?.server ?? null;
   }
 
   /** The slot id this process holds, once its first tick has run. */
@@ -112,14 +116,15 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
   }
 
   /**
-   * Stops the timer and the stats server, removes this process's slot from
-   * the file (its counters kept for the next process in the slot) and
-   * resolves after that last write. Safe to call more than once.
+   * Stops the timer and the stats server, detaches this process from its
+   * slot in a last write (its final counts added to the slot, whose row turns
+   * `cheap` unless another process serves in it) and resolves after that
+   * write. Safe to call more than once.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.writer.accepting = false;
-      await this.statsServer?.close();
+      await this.statsWiring?.close();
       await this.writer.close();
     })();
     return this.closing;

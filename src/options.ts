@@ -26,9 +26,11 @@ export interface WsgiStatusOptions {
    */
   onError?: (error: Error) => void;
   /**
-   * A worker entry not refreshed for this long (milliseconds) is dropped even
+   * A process entry not refreshed for this long (milliseconds) is pruned even
    * if a process with its pid exists (a pid reused, or a process in another
-   * PID namespace). Entries whose pid is gone are dropped at once.
+   * PID namespace); processes whose pid is gone are pruned at once. A pruned
+   * process's last written counts stay in its slot. A file with no live
+   * process for max(2 × staleAfter, 60 s) is started afresh.
    * @default max(10 × interval, 10000)
    */
   staleAfter?: number;
@@ -49,7 +51,10 @@ export interface WsgiStatusOptions {
    * interface, as in uWSGI; the document shows paths and pids, so prefer
    * `127.0.0.1`). In a node:cluster every worker listens on the same address
    * and node:cluster shares one socket; whichever worker answers serves the
-   * merged document. Listen failures go to `onError` once; the app keeps serving.
+   * merged document. Independent processes of one app (PM2 fork mode) may
+   * all be given the same address: one serves it, the others try again every
+   * interval and take it over within one interval when it stops. Listen
+   * failures go to `onError` once per episode; the app keeps serving.
    * @default undefined (no stats server)
    * @example
    * app.use(wsgiStatus('/dev/shm/app-status.json', { stats: '/run/app/stats.sock' }));

@@ -14,7 +14,13 @@ import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from '
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { buildDocument, buildWorker, type UwsgiDocument, type UwsgiWorker } from '../src/model/document.ts';
+import {
+  buildDocument,
+  type ProcessEntry,
+  type SlotRecord,
+  type UwsgiDocument,
+  type UwsgiWorker,
+} from '../src/model/document.ts';
 import { formatUwsgiJson } from '../src/model/format.ts';
 import { withLock } from '../src/store/lock.ts';
 import {
@@ -175,7 +181,16 @@ describe('cluster mode', () => {
         15_000,
         'every survivor writes, the victim is pruned',
       );
-      assert.equal(after.workers.length, 3);
+      assert.deepEqual(
+        after.workers.map((w) => [w.id, w.status === 'cheap']),
+        [
+          [1, false],
+          [2, false],
+          [3, true],
+          [4, false],
+        ],
+        "the victim's slot stays listed, cheap (nobody respawns it here)",
+      );
       await load.stop();
       assertNoCrash(group, [victim]);
       // Reported, never thrown: skipped ticks, and (rarely) a survivor that lost proper-lockfile's
@@ -254,22 +269,28 @@ describe('cluster mode', () => {
 
       // The successor starts while the old process still runs, as `pm2 reload` does.
       const successor = await group.start(env);
-      const handedOver = await waitForStatus(
-        file,
-        (d) => entryOf(d, successor)?.id === 1 && entryOf(d, old) !== undefined && entryOf(d, old)?.id !== 1,
-        10_000,
-        'successor in slot 1, old one moved',
+      const handedOver = await waitForStatus(file, (d) => entryOf(d, successor)?.id === 1, 10_000, 'successor owns slot 1');
+      assert.deepEqual(
+        handedOver.workers.map((w) => [w.id, w.pid, w.respawn_count, w.requests]),
+        [[1, successor, 2, 10]],
+        'one row: the successor, with the slot’s counts; the old process drains in the same slot',
       );
-      const next = entryOf(handedOver, successor) as UwsgiWorker;
-      assert.equal(next.respawn_count, 2);
-      assert.equal(next.requests, 10, 'the successor carries the slot’s counts');
-      assert.equal(entryOf(handedOver, old)?.requests, 0, 'the old process’s past counts stay with slot 1');
-      assert.equal(totalRequests(handedOver), 10, 'nothing counted twice');
+      // What the old process still serves counts in slot 1.
+      for (let i = 0; i < 5; i++) await get(oldPort);
+      await waitForStatus(file, (d) => d.workers[0]?.requests === 15, 10_000, 'the drained requests counted');
 
       process.kill(old, 'SIGTERM');
       await group.waitFor((e) => e.type === 'exit' && e.pid === old);
-      const after = await waitForStatus(file, (d) => d.workers.length === 1, 20_000);
-      assert.equal(after.workers[0].pid, successor);
+      const after = await waitForStatus(
+        file,
+        (d) => (d.processes ?? []).every((p) => p.pid !== old),
+        20_000,
+        'the old process gone from the ledger',
+      );
+      assert.deepEqual(
+        after.workers.map((w) => [w.id, w.pid, w.respawn_count, w.requests, w.delta_requests]),
+        [[1, successor, 2, 15, 0]],
+      );
       assertNoCrash(group, [old]);
     });
   });
@@ -385,8 +406,11 @@ describe('cluster mode', () => {
       assert.equal(exit.code, null);
       // Nobody else writes this file: only the exit hook can have removed the slot.
       const document = JSON.parse(readFileSync(file, 'utf8')) as UwsgiDocument;
-      assert.deepEqual(document.workers, []);
-      assert.equal(document.retired_slots?.[0]?.requests, 5, 'its counts kept for the next process');
+      assert.deepEqual(
+        document.workers.map((w) => [w.id, w.pid, w.status, w.requests]),
+        [[1, 0, 'cheap', 5]],
+        'its slot cheap, its counts kept for the next process',
+      );
     });
 
     it("should run the app's own handler and let it decide (here: keep serving)", async (t) => {
@@ -420,8 +444,11 @@ describe('cluster mode', () => {
       assert.equal(exit.code, 0);
       assert.equal(exit.signal, null);
       const document = JSON.parse(readFileSync(file, 'utf8')) as UwsgiDocument;
-      assert.deepEqual(document.workers, []);
-      assert.equal(document.retired_slots?.[0]?.requests, 7);
+      assert.deepEqual(
+        document.workers.map((w) => [w.id, w.pid, w.status, w.requests]),
+        [[1, 0, 'cheap', 7]],
+      );
+      assert.deepEqual(document.processes, []);
     });
   });
 
@@ -432,25 +459,23 @@ describe('cluster mode', () => {
       // Pids of processes that have exited: as dead as a previous deployment's.
       const dead = [0, 1, 2].map(() => spawnSync(process.execPath, ['-e', '0']).pid as number);
       const hourAgo = Date.now() - 3_600_000;
-      const old = (id: number, pid: number) =>
-        buildWorker({
-          ...{ id, pid, accepting: true, requests: 1000 * id, deltaRequests: 10, exceptions: 1, inFlight: 1 },
-          ...{ rss: 1, vsz: 1, heapUsed: 1, runningTime: 1, lastSpawn: 1, respawnCount: 3, tx: 1, avgRt: 1 },
-          ...{ requestStart: 1, eventLoopUtilization: 0, eventLoopDelay: 0, now: hourAgo, listen: [] },
-        });
+      const old = (id: number, pid: number): ProcessEntry => ({
+        ...{ pid, id, accepting: 1, requests: 1000 * id, exceptions: 1, tx: 1, running_time: 1, in_flight: 1, avg_rt: 1 },
+        ...{ rss: 1, vsz: 1, heap_used: 1, event_loop_utilization: 0, event_loop_delay: 0, last_spawn: 1 },
+        ...{ started_at: hourAgo - 1000, last_update: hourAgo, interval: 1000, request_start: 1 },
+      });
+      const slot = (id: number, pid: number): SlotRecord => ({
+        ...{ id, pid, respawn_count: 5, requests: 9, exceptions: 0, tx: 9, running_time: 9 },
+        cheap_since: pid === 0 ? hourAgo : 0,
+      });
+      const ledger = {
+        processes: [old(1, dead[0]), old(2, dead[1]), old(6, dead[2])],
+        slots: [slot(1, dead[0]), slot(2, dead[1]), slot(4, 0), slot(6, dead[2]), slot(9, 0)],
+      };
       const leftover = buildDocument(
         { version: 'wsgi-status/0.0.1', queues: new Map(), pid: 1, uid: 0, gid: 0, cwd: '/' },
-        [old(1, dead[0]), old(2, dead[1]), old(6, dead[2])],
-        [4, 9].map((id) => ({
-          id,
-          pid: dead[0],
-          respawn_count: 5,
-          requests: 9,
-          exceptions: 0,
-          tx: 9,
-          running_time: 9,
-          retired_at: hourAgo,
-        })),
+        [],
+        ledger,
       );
       writeFileSync(file, formatUwsgiJson(leftover));
       const seeded = readFileSync(file, 'utf8');
@@ -478,7 +503,11 @@ describe('cluster mode', () => {
       assert.equal(first.workers[0].id, 1);
       assert.equal(first.workers[0].respawn_count, 1, 'nothing inherited from an hour-old deployment');
       assert.equal(first.workers[0].requests, 0);
-      assert.equal(first.retired_slots, undefined, 'old retired slots dropped');
+      assert.deepEqual(
+        first.slots?.map((slot) => slot.id),
+        [1],
+        'old slots dropped',
+      );
       for (const pid of dead) assert.equal(entryOf(first, pid), undefined);
       // The sweep runs in the same locked section, right after the write.
       for (let i = 0; i < 200 && existsSync(`${file}.3735928559`); i++) await sleep(10);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { buildDocument, buildWorker, toUint, type WorkerSnapshot } from '../src/model/document.ts';
+import { buildDocument, buildWorker, type ProcessEntry, toUint, type WorkerSnapshot } from '../src/model/document.ts';
 import { formatMinifiedJson, formatUwsgiJson } from '../src/model/format.ts';
 import { parseStatus } from '../src/model/parse.ts';
 import { RequestTracker } from '../src/model/tracker.ts';
@@ -149,19 +149,29 @@ describe('buildDocument(header, workers)', () => {
 });
 
 describe('parseStatus(text)', () => {
+  const entry = (pid: number, fields: Record<string, unknown> = {}) => ({
+    ...{ pid, id: 1, accepting: 1, requests: 10, exceptions: 1, tx: 100, running_time: 1000, in_flight: 0, avg_rt: 5 },
+    ...{ rss: 1, vsz: 1, heap_used: 1, event_loop_utilization: 0, event_loop_delay: 0, last_spawn: 1, started_at: 1 },
+    ...{ last_update: 1000, interval: 1000, request_start: 0, listen: [], ...fields },
+  });
+  const ledger = {
+    processes: [entry(1234)] as ProcessEntry[],
+    slots: [{ id: 1, pid: 1234, respawn_count: 1, requests: 0, exceptions: 0, tx: 0, running_time: 0, cheap_since: 0 }],
+  };
   const valid = formatUwsgiJson(
-    buildDocument({ version: 'v', queues: new Map(), pid: 1, uid: 0, gid: 0, cwd: '/' }, [buildWorker(snapshot())]),
+    buildDocument({ version: 'v', queues: new Map(), pid: 1, uid: 0, gid: 0, cwd: '/' }, [buildWorker(snapshot())], ledger),
   );
 
-  it('should read back what the builder wrote, with no problem', () => {
+  it('should read back the ledger the builder wrote, with no problem', () => {
     const parsed = parseStatus(valid);
     assert.equal(parsed.problem, null);
-    assert.equal(parsed.workers.length, 1);
-    assert.equal(parsed.workers[0].pid, 1234);
+    assert.deepEqual(parsed.processes, ledger.processes);
+    assert.deepEqual(parsed.slots, ledger.slots);
   });
 
-  it('should treat an empty file as empty, with no problem', () => {
-    assert.deepEqual(parseStatus(''), { workers: [], retired: [], problem: null });
+  it('should treat an empty file, or a document with no workers and no ledger, as empty, with no problem', () => {
+    assert.deepEqual(parseStatus(''), { processes: [], slots: [], problem: null });
+    assert.deepEqual(parseStatus('{"workers": []}'), { processes: [], slots: [], problem: null });
   });
 
   for (const [name, text, problem] of [
@@ -170,36 +180,43 @@ describe('parseStatus(text)', () => {
     ['{"workers": 5}', '{"workers": 5}', 'foreign'],
     ['a JSON array', '[1,2,3]', 'foreign'],
     ['a real uWSGI document', fixture('stats-busy.json'), 'foreign'],
+    ['a ledger that is not arrays', '{"workers": [], "processes": {}, "slots": []}', 'foreign'],
   ] as const) {
     it(`should drop everything untrusted in ${name} and say ${problem}`, () => {
       const parsed = parseStatus(text);
       assert.equal(parsed.problem, problem);
-      assert.deepEqual(parsed.workers, []);
+      assert.deepEqual(parsed.processes, []);
+      assert.deepEqual(parsed.slots, []);
     });
   }
 
-  it('should drop a worker entry with a float, a string number or a missing key, and keep the valid one', () => {
+  it('should drop a process entry with a float, a string number or a missing key, and keep the valid one', () => {
     const document = JSON.parse(valid);
-    const good = document.workers[0];
-    document.workers.push({ ...good, id: 2, pid: 2, requests: 1.5 });
-    document.workers.push({ ...good, id: 3, pid: 3, requests: '7' });
+    const good = document.processes[0];
+    document.processes.push({ ...good, pid: 2, requests: 1.5 });
+    document.processes.push({ ...good, pid: 3, requests: '7' });
     const { tx: _tx, ...missing } = good;
-    document.workers.push({ ...missing, id: 4, pid: 4 });
+    document.processes.push({ ...missing, pid: 4 });
+    document.slots.push({ ...document.slots[0], id: 2, requests: -1 });
     const parsed = parseStatus(JSON.stringify(document));
     assert.equal(parsed.problem, 'foreign');
     assert.deepEqual(
-      parsed.workers.map((w) => w.id),
+      parsed.processes.map((p) => p.pid),
+      [1234],
+    );
+    assert.deepEqual(
+      parsed.slots.map((slot) => slot.id),
       [1],
     );
   });
 
-  it('should keep the most recently updated of two entries with one id', () => {
+  it('should keep the most recently updated of two entries with one pid', () => {
     const document = JSON.parse(valid);
-    document.workers.push({ ...document.workers[0], pid: 77, last_update: document.workers[0].last_update + 1 });
+    document.processes.push({ ...document.processes[0], id: 2, last_update: document.processes[0].last_update + 1 });
     const parsed = parseStatus(JSON.stringify(document));
     assert.deepEqual(
-      parsed.workers.map((w) => w.pid),
-      [77],
+      parsed.processes.map((p) => [p.pid, p.id]),
+      [[1234, 2]],
     );
   });
 });

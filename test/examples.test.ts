@@ -45,7 +45,7 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 describe('examples/', () => {
   for (const file of ['express.js', 'koa.js', 'fastify.js', 'http.js', 'instrument.js', 'prom-client.js']) {
     describe(`when ${file} runs`, () => {
-      it('should count a request in its status file and remove its slot on SIGTERM', async (t) => {
+      it('should count a request in its status file and leave its slot cheap on SIGTERM', async (t) => {
         const { dir, cleanup } = tempDir();
         const statusFile = join(dir, 'status.json');
         const app = await start(file, { PORT: '0', STATUS_FILE: statusFile });
@@ -61,14 +61,18 @@ describe('examples/', () => {
         assert.equal(document.workers[0].pid, app.child.pid);
         app.child.kill('SIGTERM');
         assert.deepEqual(await exited(app.child), { code: 0, signal: null }, app.output());
-        assert.deepEqual(readStatus(statusFile).workers, [], 'the slot is removed on a graceful stop');
+        assert.deepEqual(
+          readStatus(statusFile).workers.map((w) => [w.id, w.pid, w.status, w.requests]),
+          [[1, 0, 'cheap', 1]],
+          'on a graceful stop the slot turns cheap, its count kept',
+        );
       });
     });
   }
 });
 
 describe('examples/cluster.js', () => {
-  it('should run its workers in one status file and on one stats socket, and remove every slot on SIGTERM', async (t) => {
+  it('should run its workers in one status file and on one stats socket, and leave every slot cheap on SIGTERM', async (t) => {
     const { dir, cleanup } = tempDir();
     const statusFile = join(dir, 'status.json');
     const statsSocket = join(dir, 'stats.sock');
@@ -93,7 +97,19 @@ describe('examples/cluster.js', () => {
     assert.deepEqual(served.workers.map((w) => w.pid).sort(), document.workers.map((w) => w.pid).sort());
     primary.kill('SIGTERM');
     assert.deepEqual(await exited(primary), { code: 0, signal: null });
-    assert.deepEqual(readStatus(statusFile).workers, []);
+    const after = readStatus(statusFile);
+    assert.deepEqual(
+      after.workers.map((w) => [w.id, w.pid, w.status]),
+      [
+        [1, 0, 'cheap'],
+        [2, 0, 'cheap'],
+      ],
+    );
+    assert.equal(
+      after.workers.reduce((sum, w) => sum + w.requests, 0),
+      10,
+      'every count kept',
+    );
   });
 });
 

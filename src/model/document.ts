@@ -99,19 +99,61 @@ export interface ListenAddress {
 }
 
 /**
- * What a slot carries over when its process is gone, so a new process taking
- * the slot keeps counters monotonic (uWSGI keeps a dead worker's counters too).
+ * Node-only, one per slot ever listed: what the slot carries from the
+ * processes that served in it and are gone, so that its counters never go
+ * backwards (uWSGI keeps a worker's counters in its fixed array the same way).
+ * A slot's totals are these plus the own counters of every live process
+ * attached to it (see {@link ProcessEntry}).
  */
-export interface RetiredSlot {
+export interface SlotRecord {
   id: number;
+  /** The process whose row the slot shows: the newest that took it; 0 when none lives (a `cheap` row). */
   pid: number;
+  /** 1 for the slot's first process, +1 each time another process takes it. */
   respawn_count: number;
   requests: number;
   exceptions: number;
   tx: number;
   running_time: number;
-  /** When the slot was retired, epoch milliseconds. */
-  retired_at: number;
+  /** Epoch milliseconds since when no live process is attached; 0 while one is. */
+  cheap_since: number;
+}
+
+/**
+ * Node-only, one per live process: what it has counted itself since it
+ * started (never its slot's totals) and what its row shows. A process stays
+ * attached to its slot until it exits, also while a successor owns the slot
+ * (a `pm2 reload` drains the old process after the new one started).
+ */
+export interface ProcessEntry {
+  pid: number;
+  /** The slot it is attached to. */
+  id: number;
+  accepting: number;
+  requests: number;
+  exceptions: number;
+  tx: number;
+  running_time: number;
+  in_flight: number;
+  avg_rt: number;
+  rss: number;
+  vsz: number;
+  heap_used: number;
+  event_loop_utilization: number;
+  event_loop_delay: number;
+  /** Epoch seconds when the process started. */
+  last_spawn: number;
+  /** Epoch milliseconds when the process started: the newest process of a slot owns its row. */
+  started_at: number;
+  /** Epoch milliseconds of its last write. */
+  last_update: number;
+  /** Its write interval, ms: an entry silent for 1.5 intervals belongs to a stuck process. */
+  interval: number;
+  /** Epoch seconds when its latest in-flight request began; 0 when idle. */
+  request_start: number;
+  method?: string;
+  uri?: string;
+  listen?: ListenAddress[];
 }
 
 /** The whole stats document, in uWSGI's key order. */
@@ -128,8 +170,10 @@ export interface UwsgiDocument {
   locks: Array<Record<string, number>>;
   sockets: UwsgiSocket[];
   workers: UwsgiWorker[];
-  /** Node-only: counters of slots whose process is gone, for the next process that takes the slot. */
-  retired_slots?: RetiredSlot[];
+  /** Node-only: the ledger every writer recomputes `workers` from (see docs/FIELDS.md). */
+  slots?: SlotRecord[];
+  /** Node-only: the live processes' own counters (see docs/FIELDS.md). */
+  processes?: ProcessEntry[];
 }
 
 /** Everything one process knows about itself at a tick: the input of {@link buildWorker}. */
@@ -163,6 +207,11 @@ export interface WorkerSnapshot {
   method?: string;
   uri?: string;
   listen: ListenAddress[];
+  /**
+   * A status other than the one `inFlight` gives: `cheap` for a slot no
+   * process serves, `busy` for a stuck process (its entry stopped updating).
+   */
+  status?: 'cheap' | 'busy';
 }
 
 /** A JSON number that Go's `uint64` accepts: rounded, clamped at 0, never NaN. */
@@ -174,7 +223,7 @@ export function toUint(value: unknown): number {
 
 /** Builds one worker entry from a snapshot. Pure. */
 export function buildWorker(s: WorkerSnapshot): UwsgiWorker {
-  const busy = s.inFlight > 0;
+  const busy = s.status === 'busy' || (s.status === undefined && s.inFlight > 0);
   const requests = toUint(s.requests);
   const exceptions = toUint(s.exceptions);
   const worker: UwsgiWorker = {
@@ -187,7 +236,7 @@ export function buildWorker(s: WorkerSnapshot): UwsgiWorker {
     harakiri_count: 0,
     signals: 0,
     signal_queue: 0,
-    status: busy ? 'busy' : 'idle',
+    status: s.status === 'cheap' ? 'cheap' : busy ? 'busy' : 'idle',
     rss: toUint(s.rss),
     vsz: toUint(s.vsz),
     running_time: toUint(s.runningTime),
@@ -253,7 +302,11 @@ export interface DocumentHeader extends DocumentIdentity {
  * of the addresses the workers listen on; `listen_queue` and `load` are their
  * summed accept queues, as uWSGI's master reports them.
  */
-export function buildDocument(header: DocumentHeader, workers: UwsgiWorker[], retired?: RetiredSlot[]): UwsgiDocument {
+export function buildDocument(
+  header: DocumentHeader,
+  workers: UwsgiWorker[],
+  ledger?: { slots: SlotRecord[]; processes: ProcessEntry[] },
+): UwsgiDocument {
   const sockets: UwsgiSocket[] = [];
   const seen = new Set<string>();
   let listenQueue = 0;
@@ -289,7 +342,10 @@ export function buildDocument(header: DocumentHeader, workers: UwsgiWorker[], re
     sockets,
     workers: sorted,
   };
-  if (retired && retired.length > 0) document.retired_slots = [...retired].sort((a, b) => a.id - b.id);
+  if (ledger) {
+    document.slots = [...ledger.slots].sort((a, b) => a.id - b.id);
+    document.processes = [...ledger.processes].sort((a, b) => a.id - b.id || a.started_at - b.started_at);
+  }
   return document;
 }
 

@@ -1,4 +1,4 @@
-import type { ListenAddress, RetiredSlot, UwsgiWorker } from './document.js';
+import type { DocumentIdentity, ListenAddress, ProcessEntry, SlotRecord, UwsgiWorker } from './document.js';
 
 /**
  * What was wrong with a status file that had to be repaired:
@@ -10,15 +10,88 @@ import type { ListenAddress, RetiredSlot, UwsgiWorker } from './document.js';
  */
 export type StatusProblem = 'corrupt' | 'foreign' | 'symlink' | 'not-regular' | 'too-large';
 
-/** The trustworthy part of a status file, and what was wrong with the rest. */
+/**
+ * The trustworthy part of a status file: its ledger (the `workers` rows are
+ * recomputed from it by every writer and reader), and what was wrong with the rest.
+ */
 export interface ParsedStatus {
-  workers: UwsgiWorker[];
-  retired: RetiredSlot[];
+  /** Live (or not yet pruned) processes, with their own counters. */
+  processes: ProcessEntry[];
+  /** Every slot's carried counters and respawn count. */
+  slots: SlotRecord[];
   /** `null` when the file was valid (or absent/empty, which is normal before the first write). */
   problem: StatusProblem | null;
+  /** The top level as the app's processes wrote it, when well typed (readers serve it as the app's). */
+  identity?: DocumentIdentity;
+  /**
+   * With `accept: 'uwsgi'`, the workers of a document that has no ledger but
+   * uWSGI's shape (a real uWSGI's stats, another tool's file): what a reader
+   * serves as it is; never what a writer keeps in the file it owns.
+   */
+  uwsgiWorkers?: UwsgiWorker[];
 }
 
-const WORKER_UINT_KEYS = [
+/** What {@link parseStatus} keeps beyond the ledger. */
+export interface ParseOptions {
+  /**
+   * `'own'`: only the ledger this library writes (a writer rebuilding the file
+   * it owns). `'uwsgi'`: also the `workers` of a document in uWSGI's shape
+   * without a ledger, in `uwsgiWorkers` (a reader serving a file it did not write).
+   * @default 'own'
+   */
+  accept?: 'own' | 'uwsgi';
+}
+
+const PROCESS_UINT_KEYS = [
+  'pid',
+  'id',
+  'accepting',
+  'requests',
+  'exceptions',
+  'tx',
+  'running_time',
+  'in_flight',
+  'avg_rt',
+  'rss',
+  'vsz',
+  'heap_used',
+  'event_loop_utilization',
+  'event_loop_delay',
+  'last_spawn',
+  'started_at',
+  'last_update',
+  'interval',
+  'request_start',
+] as const;
+
+const SLOT_UINT_KEYS = ['id', 'pid', 'respawn_count', 'requests', 'exceptions', 'tx', 'running_time', 'cheap_since'] as const;
+
+function isUint(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function isListenAddress(value: unknown): value is ListenAddress {
+  return isRecord(value) && typeof value.name === 'string' && isUint(value.port) && isUint(value.max_queue);
+}
+
+const optionalString = (value: unknown) => value === undefined || typeof value === 'string';
+
+/** A process entry written by this library, with every field of the right type. */
+export function isProcessEntry(value: unknown): value is ProcessEntry {
+  if (!isRecord(value)) return false;
+  for (const key of PROCESS_UINT_KEYS) if (!isUint(value[key])) return false;
+  if ((value.id as number) < 1 || (value.pid as number) < 1) return false;
+  if (!optionalString(value.method) || !optionalString(value.uri)) return false;
+  if (value.listen !== undefined && !(Array.isArray(value.listen) && value.listen.every(isListenAddress))) return false;
+  return true;
+}
+
+// A worker in uWSGI's own document: its unsigned fields (a real uWSGI has no Node-only ones).
+const UWSGI_WORKER_UINT_KEYS = [
   'id',
   'pid',
   'accepting',
@@ -35,101 +108,68 @@ const WORKER_UINT_KEYS = [
   'respawn_count',
   'tx',
   'avg_rt',
-  'in_flight',
-  'last_update',
 ] as const;
 
-/** The unsigned fields of a worker in uWSGI's own document (a real uWSGI's capture has no Node-only ones). */
-const UWSGI_WORKER_UINT_KEYS = WORKER_UINT_KEYS.filter((key) => key !== 'in_flight' && key !== 'last_update');
-
-const RETIRED_UINT_KEYS = ['id', 'pid', 'respawn_count', 'requests', 'exceptions', 'tx', 'running_time', 'retired_at'] as const;
-
-function isUint(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-function isListenAddress(value: unknown): value is ListenAddress {
-  return isRecord(value) && typeof value.name === 'string' && isUint(value.port) && isUint(value.max_queue);
-}
-
-/** A worker entry written by this library, with every field of the right type. */
-export function isWorkerEntry(value: unknown): value is UwsgiWorker {
-  if (!isRecord(value)) return false;
-  for (const key of WORKER_UINT_KEYS) if (!isUint(value[key])) return false;
-  if ((value.id as number) < 1 || (value.pid as number) < 1) return false;
-  if (typeof value.status !== 'string') return false;
-  if (!Array.isArray(value.apps) || !Array.isArray(value.cores)) return false;
-  if (value.listen !== undefined && !(Array.isArray(value.listen) && value.listen.every(isListenAddress))) return false;
-  return true;
-}
-
-/**
- * A worker in uWSGI's own shape (a real uWSGI's stats, another tool's file):
- * uWSGI's fields with their types; `id` and `pid` 0 is a cheaped worker's row. What a
- * reader serves as it is; never what a writer keeps in the file it owns.
- */
+/** A worker in uWSGI's shape: uWSGI's fields with their types (`id` and `pid` 0 is a cheaped worker's row). */
 export function isUwsgiWorker(value: unknown): value is UwsgiWorker {
   if (!isRecord(value)) return false;
   for (const key of UWSGI_WORKER_UINT_KEYS) if (!isUint(value[key])) return false;
   return typeof value.status === 'string' && Array.isArray(value.apps) && Array.isArray(value.cores);
 }
 
-function isRetiredSlot(value: unknown): value is RetiredSlot {
+/** The app's identity as its processes wrote it, if the document holds a well-typed one. */
+function identityOf(data: Record<string, unknown>): DocumentIdentity | undefined {
+  const { version, pid, uid, gid, cwd } = data;
+  if (typeof version !== 'string' || typeof cwd !== 'string' || !isUint(pid) || !isUint(uid) || !isUint(gid)) return undefined;
+  return { version, pid, uid, gid, cwd };
+}
+
+function isSlotRecord(value: unknown): value is SlotRecord {
   if (!isRecord(value)) return false;
-  for (const key of RETIRED_UINT_KEYS) if (!isUint(value[key])) return false;
+  for (const key of SLOT_UINT_KEYS) if (!isUint(value[key])) return false;
   return (value.id as number) >= 1;
 }
 
-/** Which worker entries {@link parseStatus} keeps. */
-export interface ParseOptions {
-  /**
-   * `'own'`: only entries exactly as this library writes them (a writer
-   * rebuilding the file it owns). `'uwsgi'`: also any worker in uWSGI's shape
-   * (a reader serving a file it did not write, e.g. a real uWSGI's capture);
-   * such entries may lack the Node-only fields (`in_flight`, `last_update`).
-   * @default 'own'
-   */
-  accept?: 'own' | 'uwsgi';
-}
-
 /**
- * Reads a status file's text without trusting it: entries that are not
- * exactly what this library writes (or, with `accept: 'uwsgi'`, not in
- * uWSGI's shape) are dropped, duplicate ids keep the most recently updated
- * entry, and anything unparsable counts as empty. Pure.
+ * Reads a status file's text without trusting it: ledger entries that are
+ * not exactly what this library writes are dropped, a pid listed twice keeps
+ * its most recently updated entry, an id listed twice in `slots` its first,
+ * and anything unparsable counts as empty. A document with `workers` but no
+ * ledger (a real uWSGI's, another tool's) is foreign; with `accept: 'uwsgi'`
+ * its workers in uWSGI's shape are kept apart, in `uwsgiWorkers`. Pure.
  */
 export function parseStatus(text: string, options: ParseOptions = {}): ParsedStatus {
-  const accepts = options.accept === 'uwsgi' ? (entry: unknown) => isWorkerEntry(entry) || isUwsgiWorker(entry) : isWorkerEntry;
-  if (text.trim() === '') return { workers: [], retired: [], problem: null };
+  const empty = (problem: StatusProblem | null): ParsedStatus => ({ processes: [], slots: [], problem });
+  if (text.trim() === '') return empty(null);
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch {
-    return { workers: [], retired: [], problem: 'corrupt' };
+    return empty('corrupt');
   }
-  if (!isRecord(data) || !Array.isArray(data.workers)) return { workers: [], retired: [], problem: 'foreign' };
+  if (!isRecord(data) || !Array.isArray(data.workers)) return empty('foreign');
+  const identity = identityOf(data);
+  if (data.processes === undefined && data.slots === undefined) {
+    if (data.workers.length === 0) return { ...empty(null), identity };
+    const foreign: ParsedStatus = { ...empty('foreign'), identity };
+    if (options.accept === 'uwsgi') foreign.uwsgiWorkers = data.workers.filter(isUwsgiWorker);
+    return foreign;
+  }
+  if (!Array.isArray(data.processes) || !Array.isArray(data.slots)) return empty('foreign');
   let problem: StatusProblem | null = null;
-  const byId = new Map<number, UwsgiWorker>();
-  for (const entry of data.workers) {
-    if (!accepts(entry)) {
+  const byPid = new Map<number, ProcessEntry>();
+  for (const entry of data.processes) {
+    if (!isProcessEntry(entry)) {
       problem = 'foreign';
       continue;
     }
-    const other = byId.get(entry.id);
-    if (other === undefined || other.last_update < entry.last_update) byId.set(entry.id, entry);
+    const other = byPid.get(entry.pid);
+    if (other === undefined || other.last_update < entry.last_update) byPid.set(entry.pid, entry);
   }
-  const retired = new Map<number, RetiredSlot>();
-  if (data.retired_slots !== undefined) {
-    if (!Array.isArray(data.retired_slots)) problem = 'foreign';
-    else
-      for (const slot of data.retired_slots) {
-        if (isRetiredSlot(slot)) retired.set(slot.id, slot);
-        else problem = 'foreign';
-      }
+  const slots = new Map<number, SlotRecord>();
+  for (const slot of data.slots) {
+    if (!isSlotRecord(slot)) problem = 'foreign';
+    else if (!slots.has(slot.id)) slots.set(slot.id, slot);
   }
-  return { workers: [...byId.values()], retired: [...retired.values()], problem };
+  return { processes: [...byPid.values()], slots: [...slots.values()], problem, identity };
 }

@@ -7,11 +7,11 @@
 import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { onExit } from 'signal-exit';
-import { buildDocument, buildWorker, type UwsgiDocument, type UwsgiWorker } from '../model/document.js';
+import { buildDocument, type ProcessEntry, type UwsgiDocument, type UwsgiWorker } from '../model/document.js';
 import { formatUwsgiJson } from '../model/format.js';
 import type { ParsedStatus } from '../model/parse.js';
 import type { ResolvedOptions } from '../options.js';
-import { reconcile, retire, type SlotAssignment } from '../store/slots.js';
+import { reconcile, renderWorkers, type SlotAssignment, type SlotCounters } from '../store/slots.js';
 import { describeProblem, StatusFile } from '../store/status-file.js';
 import { isProcessAlive } from '../system/liveness.js';
 import { measureListenQueues, readMemorySize } from '../system/proc.js';
@@ -35,6 +35,12 @@ export class SlotWriter {
   private readonly onWrite: (document: UwsgiDocument) => void;
   private readonly file: StatusFile;
   private assignment: SlotAssignment | null = null;
+  /** Own counters as of the last write that reached the file (what others fold in if we vanish from it). */
+  private committed: SlotCounters | null = null;
+  /** Own counters in the write under way, committed once it succeeds. */
+  private pending: SlotCounters | null = null;
+  /** The slot's totals at the last write minus our own entry's: what the other processes of our slot contributed. */
+  private slotRest: SlotCounters = { requests: 0, exceptions: 0, tx: 0, runningTime: 0 };
   private role: ProcessRole | null = null;
   private document: UwsgiDocument | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -66,8 +72,8 @@ export class SlotWriter {
     });
     this.delay = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
     this.delay.enable();
-    // A clean exit, or death by a signal the app does not handle, removes the
-    // slot at once: signal-exit then re-raises the signal, so the process dies
+    // A clean exit, or death by a signal the app does not handle, detaches the
+    // process at once (its final counts folded into its slot): signal-exit then re-raises the signal, so the process dies
     // the way it would have. A crash or kill -9 leaves it to the others' pruning.
     this.removeExitHook = onExit(() => this.removeSlotSync());
     // Jitter the first tick so workers forked together do not collide on the lock.
@@ -90,10 +96,26 @@ export class SlotWriter {
     return processIdentity(this.role);
   }
 
-  /** This process's worker entry as of now, from memory. */
+  /**
+   * This process's row as of now: its slot's totals as of the last write,
+   * with its own counters from memory.
+   */
   snapshot(now = Date.now()): UwsgiWorker {
     this.requests.tracker.tx = this.requests.ledger.total();
-    return this.entry(now);
+    const entry = this.entry(now);
+    const rest = this.slotRest;
+    const offset = this.assignment?.offset;
+    const slot = {
+      id: entry.id,
+      pid: process.pid,
+      respawn_count: this.assignment?.respawnCount ?? 1,
+      requests: rest.requests - (offset?.requests ?? 0),
+      exceptions: rest.exceptions - (offset?.exceptions ?? 0),
+      tx: rest.tx - (offset?.tx ?? 0),
+      running_time: rest.runningTime - (offset?.runningTime ?? 0),
+      cheap_since: 0,
+    };
+    return renderWorkers([slot], [entry], now)[0];
   }
 
   /** Writes this process's slot now; a tick already running is joined, not queued. Never rejects. */
@@ -106,7 +128,7 @@ export class SlotWriter {
     return this.ticking;
   }
 
-  /** Stops the timer and, once a running tick is done, removes this process's slot (its counters kept). */
+  /** Stops the timer and, once a running tick is done, detaches this process from its slot (its counts kept there). */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.accepting = false;
@@ -129,37 +151,37 @@ export class SlotWriter {
     this.timer.unref();
   }
 
-  /** This process's worker entry, with `tx` as last counted. */
-  private entry(now: number): UwsgiWorker {
+  /** This process's ledger entry: its own counters since it started, with `tx` as last counted. */
+  private entry(now: number): ProcessEntry {
     const tracker = this.requests.tracker;
-    const assignment = this.assignment;
-    const base = assignment?.base;
     const current = this.requests.currentRequest();
     const memory = readMemorySize();
-    return buildWorker({
-      id: assignment?.id ?? 1,
+    const busy = tracker.inFlight > 0;
+    const entry: ProcessEntry = {
       pid: process.pid,
-      accepting: this.accepting,
-      requests: (base?.requests ?? 0) + tracker.requests,
-      deltaRequests: tracker.requests,
-      exceptions: (base?.exceptions ?? 0) + tracker.exceptions,
-      inFlight: tracker.inFlight,
+      id: this.assignment?.id ?? 1,
+      accepting: this.accepting ? 1 : 0,
+      requests: tracker.requests,
+      exceptions: tracker.exceptions,
+      tx: tracker.tx,
+      running_time: Math.round(tracker.runningTime),
+      in_flight: tracker.inFlight,
+      avg_rt: Math.round(tracker.avgRt),
       rss: memory.rss,
       vsz: memory.vsz,
-      heapUsed: getHeapStatistics().used_heap_size,
-      runningTime: (base?.runningTime ?? 0) + tracker.runningTime,
-      lastSpawn: Math.floor(performance.timeOrigin / 1000),
-      respawnCount: assignment?.respawnCount ?? 1,
-      tx: (base?.tx ?? 0) + tracker.tx,
-      avgRt: tracker.avgRt,
-      requestStart: tracker.inFlight > 0 ? Math.floor((performance.timeOrigin + tracker.lastBeginAt) / 1000) : 0,
-      eventLoopUtilization: performance.eventLoopUtilization(this.eventLoop).utilization * 1000,
-      eventLoopDelay: this.delay.count > 0 ? this.delay.mean / 1000 - DELAY_RESOLUTION_MS * 1000 : 0,
-      now,
-      method: current?.method,
-      uri: current?.uri,
+      heap_used: getHeapStatistics().used_heap_size,
+      event_loop_utilization: Math.round(performance.eventLoopUtilization(this.eventLoop).utilization * 1000),
+      event_loop_delay: this.delay.count > 0 ? Math.max(0, Math.round(this.delay.mean / 1000) - DELAY_RESOLUTION_MS * 1000) : 0,
+      last_spawn: Math.floor(performance.timeOrigin / 1000),
+      started_at: Math.floor(performance.timeOrigin),
+      last_update: now,
+      interval: this.options.interval,
+      request_start: busy ? Math.floor((performance.timeOrigin + tracker.lastBeginAt) / 1000) : 0,
       listen: [...this.requests.listen.values()],
-    });
+    };
+    if (busy && current?.method !== undefined) entry.method = current.method;
+    if (busy && current?.uri !== undefined) entry.uri = current.uri;
+    return entry;
   }
 
   private async write(remove: boolean): Promise<void> {
@@ -170,6 +192,7 @@ export class SlotWriter {
         // Removing the slot is not retried by a later tick: wait out a busy or stale lock.
         final: remove,
       });
+      this.committed = this.pending;
       // Written: whatever kept the file from being written is over. A bad
       // file's episode ends with the first clean read, not with the repair.
       this.reporter.clear('lock-*', 'file-*');
@@ -183,17 +206,23 @@ export class SlotWriter {
     }
   }
 
-  /** Prunes the gone, places (or removes) this process's slot, and renders the file. */
+  /**
+   * Prunes the gone, attaches this process to its slot (or folds it in when
+   * it leaves), and renders the file: the ledger and the rows it gives.
+   */
   private merge(parsed: ParsedStatus, remove: boolean): string {
     const now = Date.now();
-    this.requests.tracker.tx = this.requests.ledger.total(); // reconcile() reads it as this process's own count
+    this.requests.tracker.tx = this.requests.ledger.total();
+    const entry = this.entry(now);
     const reconciled = reconcile(
       parsed,
       {
         pid: process.pid,
         preferredId: this.options.workerId ?? this.role?.preferredId ?? null,
         current: this.assignment,
-        own: this.requests.tracker,
+        entry,
+        committed: this.committed,
+        leaving: remove,
       },
       {
         now,
@@ -207,22 +236,31 @@ export class SlotWriter {
       },
     );
     this.assignment = reconciled.assignment;
-    const workers = reconciled.others;
-    const self = this.entry(now);
+    this.pending = { requests: entry.requests, exceptions: entry.exceptions, tx: entry.tx, runningTime: entry.running_time };
+    const row = reconciled.workers.find((worker) => worker.id === reconciled.assignment.id);
+    if (row !== undefined) {
+      const offset = reconciled.assignment.offset;
+      this.slotRest = {
+        requests: row.requests - (entry.requests - offset.requests),
+        exceptions: row.exceptions - (entry.exceptions - offset.exceptions),
+        tx: row.tx - (entry.tx - offset.tx),
+        runningTime: row.running_time - (entry.running_time - offset.runningTime),
+      };
+    }
     // Event-loop figures cover one interval each.
     this.eventLoop = performance.eventLoopUtilization();
     this.delay.reset();
-    if (remove) reconciled.retired.set(self.id, retire(self, now));
-    else workers.push(self);
-    const addresses = workers.flatMap((worker) => worker.listen ?? []);
-    const document = buildDocument({ ...processIdentity(this.role), queues: measureListenQueues(addresses) }, workers, [
-      ...reconciled.retired.values(),
-    ]);
+    const addresses = reconciled.processes.flatMap((process) => process.listen ?? []);
+    const document = buildDocument(
+      { ...processIdentity(this.role), queues: measureListenQueues(addresses) },
+      reconciled.workers,
+      reconciled,
+    );
     this.document = document;
     return formatUwsgiJson(document);
   }
 
-  /** At process exit: take this process's slot out of the file, synchronously. */
+  /** At process exit: detach this process from its slot, synchronously. */
   private removeSlotSync(): void {
     if (this.assignment === null || this.closing) return;
     try {

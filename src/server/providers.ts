@@ -1,9 +1,11 @@
 /**
  * Where a stats server's document comes from: the shared status file, read
  * fresh at answer time without the lock (writers rename whole files into
- * place, so a reader never sees a partial one), with the gone workers
- * dropped and the listen queues measured from /proc at that moment, the way
- * uWSGI's master measures them when a stats client connects.
+ * place, so a reader never sees a partial one), its rows recomputed from the
+ * file's ledger as a writer would (a process that is gone shown by no row,
+ * its slot `cheap` if nobody else serves in it; a stuck one `busy`), and the
+ * listen queues measured from /proc at that moment, the way uWSGI's master
+ * measures them when a stats client connects.
  *
  * The file is read the way the writers read it (store/safe-file.ts: no link
  * followed, no blocking on a FIFO, at most 16 MiB), and a file this library
@@ -13,9 +15,10 @@
  * "unexpectedly disconnected").
  */
 import { buildDocument, type DocumentIdentity, type UwsgiDocument, type UwsgiWorker } from '../model/document.js';
-import { parseStatus, type StatusProblem } from '../model/parse.js';
+import { type ParsedStatus, parseStatus } from '../model/parse.js';
 import { readStatusTextSync } from '../store/safe-file.js';
-import { lowestFreeId } from '../store/slots.js';
+import { viewLedger } from '../store/slots.js';
+import { PROBLEM_CODES, StatusFileError } from '../store/status-file.js';
 import { isProcessAlive } from '../system/liveness.js';
 import { measureListenQueues, type NamedAddress } from '../system/proc.js';
 
@@ -24,15 +27,30 @@ export type DocumentProvider = () => Promise<UwsgiDocument>;
 
 export type { DocumentIdentity } from '../model/document.js';
 
-/** The answering process's own, fresh entry. */
+/** The answering process's own row, from memory. */
 export interface SelfEntry {
   worker: UwsgiWorker;
-  /**
-   * Whether `worker.id` is this process's slot by the file's word. When it is
-   * not (before the first write), the entry takes the lowest id nobody holds.
-   */
+  /** Whether `worker.id` is this process's slot by the file's word (false before its first write). */
   assigned: boolean;
 }
+
+// What the answering process may refresh in its own row from memory: its state now. Never its
+// counters: a shared socket is answered by any process of the app, and a reader must never see a
+// counter go back from one answer to the next.
+const LIVE_FIELDS = [
+  'accepting',
+  'status',
+  'rss',
+  'vsz',
+  'avg_rt',
+  'cores',
+  'in_flight',
+  'event_loop_utilization',
+  'event_loop_delay',
+  'heap_used',
+  'method',
+  'uri',
+] as const;
 
 /** How {@link createStatusFileProvider} builds the document. */
 export interface StatusFileProviderOptions {
@@ -43,7 +61,12 @@ export interface StatusFileProviderOptions {
    * workers), or `null` when the file has none yet.
    */
   identity: (fromFile: DocumentIdentity | null) => DocumentIdentity | Promise<DocumentIdentity>;
-  /** The answering process's own entry, which replaces its slot from the file. */
+  /**
+   * The answering process's own row, from memory. Where the file shows it as
+   * its slot's owner, its state (status, in-flight request, memory) is
+   * refreshed from it; its counters stay as the file holds them. When the
+   * file cannot be read, the document is this row alone.
+   */
   self?: () => SelfEntry | null | Promise<SelfEntry | null>;
   /**
    * Called with what was wrong with the file (a {@link StatusFileError}, or
@@ -61,42 +84,7 @@ export interface StatusFileProviderOptions {
   measure?: typeof measureListenQueues;
 }
 
-/** What {@link StatusFileError} says was wrong with the file. */
-export type StatusFileErrorCode = 'EINVALIDJSON' | 'EFOREIGN' | 'ESYMLINK' | 'ENOTREG' | 'ETOOLARGE';
-
-const CODES: Record<StatusProblem, StatusFileErrorCode> = {
-  corrupt: 'EINVALIDJSON',
-  foreign: 'EFOREIGN',
-  symlink: 'ESYMLINK',
-  'not-regular': 'ENOTREG',
-  'too-large': 'ETOOLARGE',
-};
-
-const MESSAGES: Record<StatusFileErrorCode, string> = {
-  EINVALIDJSON: 'holds invalid JSON',
-  EFOREIGN: 'holds entries that are not uWSGI workers; they were left out',
-  ESYMLINK: 'is a symbolic link (not followed)',
-  ENOTREG: 'is not a regular file (not read)',
-  ETOOLARGE: 'is larger than 16 MiB (not read)',
-};
-
-/** A status file that holds something other than a status document (or is not a file at all). */
-export class StatusFileError extends Error {
-  readonly code: StatusFileErrorCode;
-  readonly path: string;
-
-  constructor(code: StatusFileErrorCode, path: string) {
-    super(`${path} ${MESSAGES[code]}`);
-    this.name = 'StatusFileError';
-    this.code = code;
-    this.path = path;
-  }
-
-  /** Whether nothing of the file could be used (as opposed to some entries left out). */
-  get unusable(): boolean {
-    return this.code !== 'EFOREIGN';
-  }
-}
+export { StatusFileError, type StatusFileErrorCode } from '../store/status-file.js';
 
 /**
  * A provider over the status file. The in-process server passes `self` (its
@@ -106,67 +94,52 @@ export function createStatusFileProvider(options: StatusFileProviderOptions): Do
   const isAlive = options.isAlive ?? isProcessAlive;
   const measure = options.measure ?? measureListenQueues;
   return async () => {
-    let workers: UwsgiWorker[] = [];
-    let fromFile: DocumentIdentity | null = null;
+    let parsed: ParsedStatus = { processes: [], slots: [], problem: null };
+    let readable = true;
+    // First: before its first write, the answering process writes now, so the file holds its slot.
+    const self = await options.self?.();
     try {
       const read = readStatusTextSync(options.path);
-      const parsed =
-        read.unusable === null
-          ? parseStatus(read.text, { accept: 'uwsgi' })
-          : { workers: [], retired: [], problem: read.unusable };
-      workers = parsed.workers;
-      if (read.unusable === null) fromFile = readIdentity(read.text);
-      if (parsed.problem !== null) {
-        const error = new StatusFileError(CODES[parsed.problem], options.path);
+      if (read.unusable === null) parsed = parseStatus(read.text, { accept: 'uwsgi' });
+      const problem = read.unusable ?? parsed.problem;
+      if (problem !== null) {
+        const error = new StatusFileError(PROBLEM_CODES[problem], options.path);
+        if (error.unusable) readable = false;
         if (options.onFileError) options.onFileError(error);
         else if (error.unusable) throw error;
       }
     } catch (error) {
       if (!options.onFileError || error instanceof StatusFileError) throw error;
+      readable = false;
       options.onFileError(error as Error);
     }
-    const now = Date.now();
-    const staleAfter = options.staleAfterMs;
-    // A uWSGI capture's workers have no `last_update`: only their pid decides. Id and pid 0 are
-    // a cheaped row (no process; uwsgi_exporter drops id 0 anyway).
-    workers = workers.filter(
-      (w) =>
-        w.id >= 1 &&
-        w.pid > 0 &&
-        isAlive(w.pid) &&
-        (staleAfter === undefined || typeof w.last_update !== 'number' || now - w.last_update <= staleAfter),
-    );
-    const self = await options.self?.();
-    if (self) {
-      const me = { ...self.worker };
-      if (self.assigned) {
-        workers = workers.filter((w) => w.pid !== me.pid && w.id !== me.id);
-      } else {
-        workers = workers.filter((w) => w.pid !== me.pid);
-        me.id = lowestFreeId(new Set(workers.map((w) => w.id)));
+    let workers: UwsgiWorker[];
+    if (!readable || (self && parsed.uwsgiWorkers !== undefined)) {
+      // Nothing of the file to show (or a foreign file the answering process's writer replaces at its next tick).
+      workers = self ? [self.worker] : [];
+    } else if (parsed.uwsgiWorkers !== undefined) {
+      // A document this library did not write: its live workers as they are. A uWSGI capture has no
+      // `last_update`, so only the pid decides; id and pid 0 are a cheaped row (uwsgi_exporter drops id 0).
+      workers = parsed.uwsgiWorkers.filter((w) => w.id >= 1 && w.pid > 0 && isAlive(w.pid));
+    } else {
+      workers = viewLedger(parsed, {
+        now: Date.now(),
+        staleAfterMs: options.staleAfterMs,
+        isAlive: (pid) => isAlive(pid),
+      }).workers;
+      if (self?.assigned) {
+        const index = workers.findIndex((w) => w.id === self.worker.id && w.pid === self.worker.pid);
+        if (index !== -1) {
+          const row: Record<string, unknown> = { ...workers[index] };
+          for (const key of LIVE_FIELDS) row[key] = self.worker[key];
+          workers[index] = row as unknown as UwsgiWorker;
+        }
       }
-      workers.push(me);
     }
     const addresses: NamedAddress[] = workers.flatMap((w) => w.listen ?? []);
-    const identity = await options.identity(fromFile);
+    const identity = await options.identity(parsed.identity ?? null);
     return buildDocument({ ...identity, queues: measure(addresses) }, workers);
   };
-}
-
-/** The app's identity as its workers wrote it, if the file holds a well-typed one. */
-function readIdentity(text: string): DocumentIdentity | null {
-  if (text.trim() === '') return null;
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (data === null || typeof data !== 'object') return null;
-  const { version, pid, uid, gid, cwd } = data as Record<string, unknown>;
-  const uint = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
-  if (typeof version !== 'string' || typeof cwd !== 'string' || !uint(pid) || !uint(uid) || !uint(gid)) return null;
-  return { version, pid, uid, gid, cwd };
 }
 
 /**

@@ -131,11 +131,23 @@ export class StatsServer {
   /**
    * Starts listening. A unix socket path gets the stale-file check first, under
    * a lock so that cluster workers starting together never remove each
-   * other's live socket. Rejects with a {@link StatsListenError}.
+   * other's live socket. Rejects with a {@link StatsListenError}; after a
+   * failure (say EADDRINUSE: another process of the app serves the address)
+   * it may be called again, and tries again.
    */
   listen(): Promise<void> {
-    this.listening ??= this.address.kind === 'unix' ? this.listenUnix(this.address.path) : this.listenTcp(this.address);
+    this.listening ??= (this.address.kind === 'unix' ? this.listenUnix(this.address.path) : this.listenTcp(this.address)).catch(
+      (error: unknown) => {
+        this.listening = null;
+        throw error;
+      },
+    );
     return this.listening;
+  }
+
+  /** Whether it listens now. */
+  get isListening(): boolean {
+    return this.server.listening;
   }
 
   /** Stops listening and drops clients still connected. Safe to call more than once. */

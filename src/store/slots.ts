@@ -1,11 +1,22 @@
 /**
- * Which worker slot (uWSGI's `id`) a process owns, and what a slot carries
- * from the process that held it before. Pure functions over a parsed file.
+ * The slot ledger: which worker slot (uWSGI's `id`) each process is attached
+ * to, what each slot carries from processes that are gone, and the `workers`
+ * rows every writer and reader recomputes from it. Pure functions over a
+ * parsed file.
+ *
+ * Why a ledger (issue 12): a `pm2 reload` starts the new process with the
+ * same NODE_APP_INSTANCE while the old one still drains. When each process
+ * wrote its slot's totals into its own row, the two fought over one row,
+ * the old one moved to a spare slot and its last counts were lost. Here a
+ * process only ever writes what it counted itself and never changes slot;
+ * a slot's totals are its `base` (folded in from gone processes) plus the
+ * own counters of every live process attached to it, so every writer
+ * computes the same, monotonic totals, and nothing is counted twice.
  */
-import type { RetiredSlot, UwsgiWorker } from '../model/document.js';
+import { buildWorker, type ProcessEntry, type SlotRecord, type UwsgiWorker } from '../model/document.js';
 import type { ParsedStatus } from '../model/parse.js';
 
-/** Counters that belong to a slot, not to a process: they never go backwards when a worker restarts. */
+/** Counters that belong to a slot and never go backwards. */
 export interface SlotCounters {
   requests: number;
   exceptions: number;
@@ -13,73 +24,62 @@ export interface SlotCounters {
   runningTime: number;
 }
 
-/** The slot a process holds and what it inherited with it. */
+/** The slot a process is attached to. */
 export interface SlotAssignment {
   id: number;
   respawnCount: number;
-  /** Counters of earlier processes in this slot; the slot's totals are these plus this process's own. */
-  base: SlotCounters;
+  /**
+   * The part of this process's own counters already folded into the slot's
+   * base (it was pruned while alive, e.g. its event loop blocked past
+   * `staleAfter`): its entry carries only what it counted since.
+   */
+  offset: SlotCounters;
 }
 
-/** Who is asking for a slot. */
+/** Who is writing. */
 export interface SlotClaimant {
   pid: number;
   /** The slot this process must have, e.g. PM2's `NODE_APP_INSTANCE + 1`; `null` for the lowest free one. */
   preferredId: number | null;
-  /** The slot it already holds, if any. */
+  /** The slot it is attached to, `null` before its first write. */
   current: SlotAssignment | null;
-  /**
-   * What this process itself has counted so far (its tracker). Only used when
-   * a process that already held a slot must move to another one: its past
-   * counts stay with the old slot, so the new one starts from here.
-   * @default zero
-   */
-  own?: SlotCounters;
+  /** Its entry as of now, with its own counters since it started (the slot `id` is set here). */
+  entry: ProcessEntry;
+  /** Its own counters as of its last successful write; `null` before one. */
+  committed: SlotCounters | null;
+  /** Its last write (it exits): its counters are folded into the slot's base. */
+  leaving: boolean;
 }
 
-/** The state of the other workers after pruning, and this process's slot. */
+/** The new ledger and the rows it gives. */
 export interface Reconciled {
-  /** Live workers other than the claimant. */
-  others: UwsgiWorker[];
-  /** Counters of slots whose process is gone, by id. */
-  retired: Map<number, RetiredSlot>;
+  slots: SlotRecord[];
+  processes: ProcessEntry[];
+  workers: UwsgiWorker[];
   assignment: SlotAssignment;
 }
 
-/** What decides that a worker entry is gone. */
+/** What decides that a process entry is gone. */
 export interface Liveness {
   /** Epoch milliseconds now. */
   now: number;
-  /** An entry not refreshed for this long is dropped even if its pid exists. */
+  /** An entry not refreshed for this long is gone even if its pid exists (pid reused, other namespace). */
   staleAfterMs: number;
   /**
-   * How long a gone slot's counters wait for a process to take the slot over.
-   * Older ones (say, from a previous deployment) are dropped, not inherited.
+   * How long a file with no live process keeps its slots: a process that
+   * starts later (the app was stopped for longer) starts afresh, from id 1
+   * and zero counters.
    * @default max(2 × staleAfterMs, 60000)
    */
-  retainRetiredMs?: number;
-  /**
-   * Whether the process with this pid is alive, given how long ago its
-   * entry was last written (a live writer refreshes it every interval).
-   */
+  retainMs?: number;
+  /** Whether the process with this pid is alive, given how long ago its entry was last written. */
   isAlive: (pid: number, silentMs: number) => boolean;
 }
 
-const ZERO: SlotCounters = { requests: 0, exceptions: 0, tx: 0, runningTime: 0 };
+/** What a reader needs to leave dead processes out. */
+export type ReaderLiveness = Omit<Liveness, 'retainMs' | 'staleAfterMs'> & { staleAfterMs?: number };
 
-/** What a worker entry leaves behind for the next process in its slot. */
-export function retire(worker: UwsgiWorker, now: number): RetiredSlot {
-  return {
-    id: worker.id,
-    pid: worker.pid,
-    respawn_count: worker.respawn_count,
-    requests: worker.requests,
-    exceptions: worker.exceptions,
-    tx: worker.tx,
-    running_time: worker.running_time,
-    retired_at: now,
-  };
-}
+const ZERO: SlotCounters = { requests: 0, exceptions: 0, tx: 0, runningTime: 0 };
 
 /** The lowest slot id (from 1) not in `taken`. */
 export function lowestFreeId(taken: ReadonlySet<number>): number {
@@ -88,61 +88,211 @@ export function lowestFreeId(taken: ReadonlySet<number>): number {
   return id;
 }
 
+function newSlot(id: number, respawnCount: number): SlotRecord {
+  return { id, pid: 0, respawn_count: respawnCount, requests: 0, exceptions: 0, tx: 0, running_time: 0, cheap_since: 0 };
+}
+
+/** Adds a gone process's last written counters to its slot's base. */
+function fold(slots: Map<number, SlotRecord>, entry: ProcessEntry): void {
+  let slot = slots.get(entry.id);
+  if (slot === undefined) {
+    slot = newSlot(entry.id, 1);
+    slots.set(entry.id, slot);
+  }
+  slot.requests += entry.requests;
+  slot.exceptions += entry.exceptions;
+  slot.tx += entry.tx;
+  slot.running_time += entry.running_time;
+}
+
+/** Splits the file's processes into the live ones and folds the gone ones into their slots. */
+function prune(
+  parsed: ParsedStatus,
+  liveness: ReaderLiveness,
+  mine: (entry: ProcessEntry) => 'mine' | 'gone' | 'other',
+): { slots: Map<number, SlotRecord>; live: ProcessEntry[] } {
+  const { now } = liveness;
+  const slots = new Map(parsed.slots.map((slot) => [slot.id, { ...slot }]));
+  const live: ProcessEntry[] = [];
+  for (const entry of parsed.processes) {
+    const whose = mine(entry);
+    if (whose === 'mine') continue;
+    const silentMs = now - entry.last_update;
+    const stale = liveness.staleAfterMs !== undefined && silentMs > liveness.staleAfterMs;
+    if (whose === 'gone' || stale || !liveness.isAlive(entry.pid, silentMs)) fold(slots, entry);
+    else live.push(entry);
+  }
+  return { slots, live };
+}
+
+/** Live processes by the slot they are attached to. */
+function bySlot(live: ProcessEntry[]): Map<number, ProcessEntry[]> {
+  const groups = new Map<number, ProcessEntry[]>();
+  for (const entry of live) {
+    const group = groups.get(entry.id);
+    if (group) group.push(entry);
+    else groups.set(entry.id, [entry]);
+  }
+  return groups;
+}
+
+/** Each slot's owner (its newest live process unless the recorded one lives) and cheap time. */
+function settle(slots: Map<number, SlotRecord>, live: ProcessEntry[], now: number): void {
+  for (const entry of live) if (!slots.has(entry.id)) slots.set(entry.id, newSlot(entry.id, 1));
+  const groups = bySlot(live);
+  for (const slot of slots.values()) {
+    const attached = groups.get(slot.id) ?? [];
+    if (attached.length === 0) {
+      slot.pid = 0;
+      if (slot.cheap_since === 0) slot.cheap_since = now;
+      continue;
+    }
+    slot.cheap_since = 0;
+    if (!attached.some((entry) => entry.pid === slot.pid)) {
+      slot.pid = attached.reduce((a, b) => (b.started_at > a.started_at ? b : a)).pid;
+    }
+  }
+}
+
 /**
- * Drops workers that are gone (their counters retired for reuse), and finds
- * the claimant's slot: the one it holds, else its preferred one, else the
- * lowest free id. Taking over a slot adds 1 to `respawn_count` and inherits
- * the slot's counters, as uWSGI does when it respawns a worker.
+ * The `workers` rows: one per slot, sorted by id. A slot with a live process
+ * shows its owner with the slot's totals; one without shows uWSGI's `cheap`
+ * row (pid 0, accepting 0) with its counters. An owner whose entry has
+ * missed writes for 1.5 of its intervals is stuck (a long request or a
+ * blocked event loop): `busy`, as uWSGI shows a worker stuck in a request.
+ */
+export function renderWorkers(slots: Iterable<SlotRecord>, live: ProcessEntry[], now: number): UwsgiWorker[] {
+  const rows: UwsgiWorker[] = [];
+  const groups = bySlot(live);
+  for (const slot of [...slots].sort((a, b) => a.id - b.id)) {
+    const attached = groups.get(slot.id) ?? [];
+    const totals = { requests: slot.requests, exceptions: slot.exceptions, tx: slot.tx, runningTime: slot.running_time };
+    for (const entry of attached) {
+      totals.requests += entry.requests;
+      totals.exceptions += entry.exceptions;
+      totals.tx += entry.tx;
+      totals.runningTime += entry.running_time;
+    }
+    const owner = attached.find((entry) => entry.pid === slot.pid) ?? null;
+    const common = { id: slot.id, respawnCount: slot.respawn_count, ...totals, eventLoopUtilization: 0, eventLoopDelay: 0 };
+    if (owner === null) {
+      rows.push(
+        buildWorker({
+          ...common,
+          ...{ pid: 0, accepting: false, deltaRequests: 0, inFlight: 0, rss: 0, vsz: 0, heapUsed: 0, lastSpawn: 0 },
+          ...{ avgRt: 0, requestStart: 0, now: slot.cheap_since, listen: [], status: 'cheap' },
+        }),
+      );
+      continue;
+    }
+    const stuck = now - owner.last_update > 1.5 * owner.interval;
+    rows.push(
+      buildWorker({
+        ...common,
+        pid: owner.pid,
+        accepting: owner.accepting === 1,
+        deltaRequests: owner.requests,
+        inFlight: stuck ? Math.max(1, owner.in_flight) : owner.in_flight,
+        rss: owner.rss,
+        vsz: owner.vsz,
+        heapUsed: owner.heap_used,
+        lastSpawn: owner.last_spawn,
+        avgRt: owner.avg_rt,
+        requestStart: owner.request_start,
+        eventLoopUtilization: owner.event_loop_utilization,
+        eventLoopDelay: owner.event_loop_delay,
+        now: owner.last_update,
+        method: owner.method,
+        uri: owner.uri,
+        listen: owner.listen ?? [],
+        status: stuck ? 'busy' : undefined,
+      }),
+    );
+  }
+  return rows;
+}
+
+/**
+ * What a reader (the stats server, the sidecar, `show`) shows: the file's
+ * rows recomputed with the processes that are gone now left out as owners
+ * (their last written counts stay in their slots' totals, as the next
+ * writer will fold them). Pure.
+ */
+export function viewLedger(parsed: ParsedStatus, liveness: ReaderLiveness): { workers: UwsgiWorker[]; live: ProcessEntry[] } {
+  const { slots, live } = prune(parsed, liveness, () => 'other');
+  settle(slots, live, liveness.now);
+  return { workers: renderWorkers(slots.values(), live, liveness.now), live };
+}
+
+/**
+ * One writer's merge: prunes the gone (folding their last written counters
+ * into their slots), attaches the claimant to its slot (its current one,
+ * else its preferred one, else the lowest id no live process holds; taking a
+ * slot that had a process before adds 1 to `respawn_count`, once), or folds
+ * it in when it leaves, and renders the rows.
  */
 export function reconcile(parsed: ParsedStatus, claimant: SlotClaimant, liveness: Liveness): Reconciled {
   const { now } = liveness;
-  const retainMs = liveness.retainRetiredMs ?? Math.max(2 * liveness.staleAfterMs, 60_000);
-  const retired = new Map<number, RetiredSlot>();
-  for (const slot of parsed.retired) if (now - slot.retired_at <= retainMs) retired.set(slot.id, slot);
-  let others: UwsgiWorker[] = [];
-  for (const worker of parsed.workers) {
-    const gone =
-      worker.pid === claimant.pid
-        ? claimant.current === null // our pid, but not ours: a predecessor whose pid we reused
-        : now - worker.last_update > liveness.staleAfterMs || !liveness.isAlive(worker.pid, now - worker.last_update);
-    if (worker.pid === claimant.pid && !gone) continue;
-    if (!gone) others.push(worker);
-    // A slot silent for longer than the retention is from an earlier life: nothing to carry.
-    else if (now - worker.last_update <= retainMs) retired.set(worker.id, retire(worker, now));
-  }
-
-  const taken = new Set(others.map((worker) => worker.id));
   const current = claimant.current;
-  if (current !== null && !taken.has(current.id)) {
-    // Whatever was retired under our id (we were thought gone) is ours already.
-    retired.delete(current.id);
-    return { others, retired, assignment: current };
+  let listed = false;
+  const { slots, live } = prune(parsed, liveness, (entry) => {
+    if (entry.pid !== claimant.pid) return 'other';
+    // Our pid but not our slot (or before our first write): a predecessor whose pid we reused.
+    if (current === null || entry.id !== current.id) return 'gone';
+    listed = true;
+    return 'mine';
+  });
+
+  // A file nobody has written for the retention is from an earlier life of the app: start afresh.
+  const retainMs = liveness.retainMs ?? Math.max(2 * liveness.staleAfterMs, 60_000);
+  if (live.length === 0 && !listed) {
+    let lastSign = 0;
+    for (const slot of slots.values()) lastSign = Math.max(lastSign, slot.cheap_since);
+    for (const entry of parsed.processes) lastSign = Math.max(lastSign, entry.last_update);
+    if (now - lastSign > retainMs) slots.clear();
   }
 
-  let id: number;
-  if (claimant.preferredId !== null && current?.id !== claimant.preferredId) {
-    id = claimant.preferredId;
-    // The slot is ours by the process manager's word: whoever sits in it is a predecessor.
-    for (const worker of others) if (worker.id === id) retired.set(id, retire(worker, liveness.now));
-    others = others.filter((worker) => worker.id !== id);
-  } else {
-    id = lowestFreeId(taken);
-  }
-  const inherited = retired.get(id);
-  retired.delete(id);
-  const base: SlotCounters = inherited
-    ? { requests: inherited.requests, exceptions: inherited.exceptions, tx: inherited.tx, runningTime: inherited.running_time }
-    : { ...ZERO };
+  let assignment: SlotAssignment;
+  let slot: SlotRecord | undefined;
   if (current !== null) {
-    // Moving (our slot went to a successor, e.g. a PM2 reload): what we counted
-    // so far stays with the old slot; counting it again here would make the
-    // sum of `requests` jump. The offset keeps base + own at the new slot's total.
-    const own = claimant.own ?? ZERO;
-    base.requests -= own.requests;
-    base.exceptions -= own.exceptions;
-    base.tx -= own.tx;
-    base.runningTime -= own.runningTime;
+    slot = slots.get(current.id);
+    let offset = current.offset;
+    if (slot === undefined) {
+      // The file was replaced (corrupt, deleted): the slot starts again from what we count.
+      slot = newSlot(current.id, current.respawnCount);
+      slots.set(slot.id, slot);
+      offset = ZERO;
+    } else if (!listed && claimant.committed !== null) {
+      // Pruned while alive: what we had written is in the base now; count on from there.
+      offset = claimant.committed;
+    }
+    assignment = { id: current.id, respawnCount: slot.respawn_count, offset };
+  } else {
+    const id = claimant.preferredId ?? lowestFreeId(new Set(live.map((entry) => entry.id)));
+    slot = slots.get(id);
+    if (slot === undefined) {
+      slot = newSlot(id, 1);
+      slots.set(id, slot);
+    } else {
+      // A replacement (of a draining, dead or cheap predecessor): once, at the first write.
+      slot.respawn_count += 1;
+    }
+    // The new process owns the slot's row from its first write.
+    slot.pid = claimant.pid;
+    assignment = { id, respawnCount: slot.respawn_count, offset: ZERO };
   }
-  const assignment: SlotAssignment = { id, respawnCount: inherited ? inherited.respawn_count + 1 : 1, base };
-  return { others, retired, assignment };
+
+  const { offset } = assignment;
+  const entry: ProcessEntry = {
+    ...claimant.entry,
+    id: assignment.id,
+    requests: Math.max(0, claimant.entry.requests - offset.requests),
+    exceptions: Math.max(0, claimant.entry.exceptions - offset.exceptions),
+    tx: Math.max(0, claimant.entry.tx - offset.tx),
+    running_time: Math.max(0, claimant.entry.running_time - offset.runningTime),
+  };
+  if (claimant.leaving) fold(slots, entry);
+  else live.push(entry);
+  settle(slots, live, now);
+  return { slots: [...slots.values()], processes: live, workers: renderWorkers(slots.values(), live, now), assignment };
 }

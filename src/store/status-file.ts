@@ -155,7 +155,7 @@ export class StatusFile {
 /** The file as the store reads it: what cannot be read safely counts as empty, with its problem. */
 export function readParsedSync(path: string): ParsedStatus {
   const read = readStatusTextSync(path);
-  if (read.unusable !== null) return { workers: [], retired: [], problem: read.unusable };
+  if (read.unusable !== null) return { processes: [], slots: [], problem: read.unusable };
   return parseStatus(read.text);
 }
 
@@ -172,5 +172,43 @@ export function describeProblem(problem: StatusProblem, path: string): string {
       return `wsgi-status: ${path} was not a regular file (a FIFO, socket or device); it was replaced without being opened for reading`;
     case 'too-large':
       return `wsgi-status: ${path} was larger than ${MAX_STATUS_BYTES / 1024 / 1024} MiB; it was replaced without being read`;
+  }
+}
+
+/** What {@link StatusFileError} says was wrong with the file. */
+export type StatusFileErrorCode = 'EINVALIDJSON' | 'EFOREIGN' | 'ESYMLINK' | 'ENOTREG' | 'ETOOLARGE';
+
+/** The {@link StatusFileError} code of each problem a read can find. */
+export const PROBLEM_CODES: Record<StatusProblem, StatusFileErrorCode> = {
+  corrupt: 'EINVALIDJSON',
+  foreign: 'EFOREIGN',
+  symlink: 'ESYMLINK',
+  'not-regular': 'ENOTREG',
+  'too-large': 'ETOOLARGE',
+};
+
+const MESSAGES: Record<StatusFileErrorCode, string> = {
+  EINVALIDJSON: 'holds invalid JSON',
+  EFOREIGN: 'holds entries that are not uWSGI workers; they were left out',
+  ESYMLINK: 'is a symbolic link (not followed)',
+  ENOTREG: 'is not a regular file (not read)',
+  ETOOLARGE: 'is larger than 16 MiB (not read)',
+};
+
+/** A status file that holds something other than a status document (or is not a file at all). */
+export class StatusFileError extends Error {
+  readonly code: StatusFileErrorCode;
+  readonly path: string;
+
+  constructor(code: StatusFileErrorCode, path: string) {
+    super(`${path} ${MESSAGES[code]}`);
+    this.name = 'StatusFileError';
+    this.code = code;
+    this.path = path;
+  }
+
+  /** Whether nothing of the file could be used (as opposed to some entries left out). */
+  get unusable(): boolean {
+    return this.code !== 'EFOREIGN';
   }
 }

@@ -254,6 +254,8 @@ export function startLoad(
           resolve();
         });
       });
+      // A request never answered must not hang the test: it fails, as a lost one.
+      req.setTimeout(10_000, () => req.destroy());
       req.on('error', () => {
         // A worker killed mid-request resets its connections; not a response.
         result.errors++;
