@@ -149,11 +149,13 @@ export function parseStatus(text: string, options: ParseOptions = {}): ParsedSta
   }
   if (!isRecord(data) || !Array.isArray(data.workers)) return empty('foreign');
   const identity = identityOf(data);
+  const withIdentity = (parsed: ParsedStatus): ParsedStatus => (identity === undefined ? parsed : { ...parsed, identity });
   if (data.processes === undefined && data.slots === undefined) {
-    if (data.workers.length === 0) return { ...empty(null), identity };
-    const foreign: ParsedStatus = { ...empty('foreign'), identity };
-    if (options.accept === 'uwsgi') foreign.uwsgiWorkers = data.workers.filter(isUwsgiWorker);
-    return foreign;
+    if (data.workers.length === 0) return withIdentity(empty(null));
+    if (options.accept !== 'uwsgi') return withIdentity(empty('foreign'));
+    // A reader serving uWSGI's own document: a problem only where rows are not in uWSGI's shape.
+    const uwsgiWorkers = data.workers.filter(isUwsgiWorker);
+    return { ...withIdentity(empty(uwsgiWorkers.length === data.workers.length ? null : 'foreign')), uwsgiWorkers };
   }
   if (!Array.isArray(data.processes) || !Array.isArray(data.slots)) return empty('foreign');
   let problem: StatusProblem | null = null;
@@ -171,5 +173,5 @@ export function parseStatus(text: string, options: ParseOptions = {}): ParsedSta
     if (!isSlotRecord(slot)) problem = 'foreign';
     else if (!slots.has(slot.id)) slots.set(slot.id, slot);
   }
-  return { processes: [...byPid.values()], slots: [...slots.values()], problem, identity };
+  return withIdentity({ processes: [...byPid.values()], slots: [...slots.values()], problem });
 }
