@@ -7,6 +7,8 @@
  * types and reject the whole document on a single float or negative value.
  */
 
+import type { ProcessEntry, SlotRecord } from './ledger.js';
+
 /** One listening socket, as uWSGI lists it under `sockets`. */
 export interface UwsgiSocket {
   /** The address, e.g. `"127.0.0.1:3000"`, `"[::]:3000"` or a unix socket path. */
@@ -98,63 +100,7 @@ export interface ListenAddress {
   max_queue: number;
 }
 
-/**
- * Node-only, one per slot ever listed: what the slot carries from the
- * processes that served in it and are gone, so that its counters never go
- * backwards (uWSGI keeps a worker's counters in its fixed array the same way).
- * A slot's totals are these plus the own counters of every live process
- * attached to it (see {@link ProcessEntry}).
- */
-export interface SlotRecord {
-  id: number;
-  /** The process whose row the slot shows: the newest that took it; 0 when none lives (a `cheap` row). */
-  pid: number;
-  /** 1 for the slot's first process, +1 each time another process takes it. */
-  respawn_count: number;
-  requests: number;
-  exceptions: number;
-  tx: number;
-  running_time: number;
-  /** Epoch milliseconds since when no live process is attached; 0 while one is. */
-  cheap_since: number;
-}
-
-/**
- * Node-only, one per live process: what it has counted itself since it
- * started (never its slot's totals) and what its row shows. A process stays
- * attached to its slot until it exits, also while a successor owns the slot
- * (a `pm2 reload` drains the old process after the new one started).
- */
-export interface ProcessEntry {
-  pid: number;
-  /** The slot it is attached to. */
-  id: number;
-  accepting: number;
-  requests: number;
-  exceptions: number;
-  tx: number;
-  running_time: number;
-  in_flight: number;
-  avg_rt: number;
-  rss: number;
-  vsz: number;
-  heap_used: number;
-  event_loop_utilization: number;
-  event_loop_delay: number;
-  /** Epoch seconds when the process started. */
-  last_spawn: number;
-  /** Epoch milliseconds when the process started: the newest process of a slot owns its row. */
-  started_at: number;
-  /** Epoch milliseconds of its last write. */
-  last_update: number;
-  /** Its write interval, ms: an entry silent for 1.5 intervals belongs to a stuck process. */
-  interval: number;
-  /** Epoch seconds when its latest in-flight request began; 0 when idle. */
-  request_start: number;
-  method?: string;
-  uri?: string;
-  listen?: ListenAddress[];
-}
+export type { ProcessEntry, SlotRecord } from './ledger.js';
 
 /** The whole stats document, in uWSGI's key order. */
 export interface UwsgiDocument {

@@ -90,3 +90,16 @@ export function describeValue(value: unknown): string {
   if (value === null || typeof value !== 'object') return String(value);
   return Array.isArray(value) ? 'an array' : 'an object';
 }
+
+/** A listen failure, with the errno-style `code` and the address in the message. */
+export class StatsListenError extends Error {
+  readonly code: string;
+  readonly address: string;
+
+  constructor(address: string, code: string, reason: string, cause?: unknown) {
+    super(`wsgi-status: cannot serve stats on ${address}: ${reason}`, { cause });
+    this.name = 'StatsListenError';
+    this.code = code;
+    this.address = address;
+  }
+}

@@ -12,14 +12,17 @@
  * Every client is served on its own: one that connects and sends nothing,
  * or never reads, costs a socket until its timeout and delays nobody.
  */
-import { chmod, lstat, stat, unlink } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { chmod, stat } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { formatUwsgiJson } from '../model/format.js';
 import { withLock } from '../store/lock.js';
-import { formatStatsAddress, parseStatsAddress, type StatsAddress } from './address.js';
+import { formatStatsAddress, parseStatsAddress, type StatsAddress, StatsListenError } from './address.js';
 import type { DocumentProvider } from './providers.js';
 import { HTTP_ROUTES, type HttpRoute } from './routes.js';
+import { clearStaleSocket } from './unix-socket.js';
+
+export { StatsListenError } from './address.js';
 
 /** How a {@link StatsServer} listens and answers. */
 export interface StatsServerOptions {
@@ -68,19 +71,6 @@ export interface StatsServerOptions {
   idleTimeout?: number;
 }
 
-/** A listen failure, with the errno-style `code` and the address in the message. */
-export class StatsListenError extends Error {
-  readonly code: string;
-  readonly address: string;
-
-  constructor(address: string, code: string, reason: string, cause?: unknown) {
-    super(`wsgi-status: cannot serve stats on ${address}: ${reason}`, { cause });
-    this.name = 'StatsListenError';
-    this.code = code;
-    this.address = address;
-  }
-}
-
 // Exactly what uWSGI 2.0.21 sends, header order included.
 const HTTP_HEAD =
   'HTTP/1.0 200 OK\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/json\r\n\r\n';
@@ -88,8 +78,6 @@ const HTTP_ERROR =
   'HTTP/1.0 500 Internal Server Error\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nstats unavailable\n';
 const HEAD_END_CRLF = Buffer.from('\r\n\r\n');
 const HEAD_END_LF = Buffer.from('\n\n');
-// How long a probe of an existing socket file may take before it counts as alive.
-const PROBE_TIMEOUT_MS = 1000;
 
 /**
  * A uWSGI-compatible stats server.
@@ -173,7 +161,7 @@ export class StatsServer {
     });
     if (!info.isDirectory()) throw new StatsListenError(path, 'ENOTDIR', `${directory} is not a directory`);
     const run = async () => {
-      await this.clearStaleSocket(path);
+      await clearStaleSocket(path);
       await this.bind({ path });
       await chmod(path, this.mode).catch((error: NodeJS.ErrnoException) => {
         throw this.failure(error);
@@ -184,27 +172,6 @@ export class StatsServer {
     } catch (error) {
       if (error instanceof StatsListenError) throw error;
       throw this.failure(error as NodeJS.ErrnoException);
-    }
-  }
-
-  /**
-   * A socket file nobody listens on (a crashed run's) is removed; anything
-   * else at the path is left alone: a live socket is shared (node:cluster) or
-   * gives EADDRINUSE, and a regular file is an error, never deleted.
-   */
-  private async clearStaleSocket(path: string): Promise<void> {
-    const info = await lstat(path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return null;
-      throw error;
-    });
-    if (info === null) return;
-    if (!info.isSocket()) {
-      throw new StatsListenError(path, 'EEXIST', 'a file that is not a socket is in the way (left untouched)');
-    }
-    if ((await probe(path)) === 'refused') {
-      await unlink(path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
     }
   }
 
@@ -350,18 +317,4 @@ function requestPath(head: Buffer): string {
   const target = line.split(' ')[1] ?? '';
   const query = target.search(/[?#]/);
   return query === -1 ? target : target.slice(0, query);
-}
-
-/** Whether someone listens on a unix socket file: `refused` only when nobody does. */
-function probe(path: string): Promise<'live' | 'refused' | 'unknown'> {
-  return new Promise((resolve) => {
-    const socket = connect({ path });
-    const settle = (result: 'live' | 'refused' | 'unknown') => {
-      socket.destroy();
-      resolve(result);
-    };
-    socket.setTimeout(PROBE_TIMEOUT_MS, () => settle('unknown'));
-    socket.once('connect', () => settle('live'));
-    socket.once('error', (error: NodeJS.ErrnoException) => settle(error.code === 'ECONNREFUSED' ? 'refused' : 'unknown'));
-  });
 }
