@@ -14,7 +14,17 @@ import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { defaultStatusPath } from '../src/adapters/register.ts';
 import type { UwsgiDocument, UwsgiWorker } from '../src/model/document.ts';
-import { type ClientResponse, freePort, get, readStatus, sleep, tempDir, tryReadStatus, until, waitForStatus } from './helpers.ts';
+import {
+  type ClientResponse,
+  freePort,
+  get,
+  readStatus,
+  sleep,
+  tempDir,
+  tryReadStatus,
+  until,
+  waitForStatus,
+} from './helpers.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const fixtures = join(root, 'test', 'fixtures', 'register');
@@ -32,12 +42,11 @@ interface App {
 
 /** Env for a fixture: nothing inherited that would make it a PM2 instance or a cluster worker. */
 function fixtureEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  delete env.NODE_APP_INSTANCE;
-  delete env.NODE_UNIQUE_ID;
-  delete env.pm_exec_path;
-  if (!('NODE_OPTIONS' in extra)) delete env.NODE_OPTIONS;
-  return env;
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ['NODE_APP_INSTANCE', 'NODE_UNIQUE_ID', 'pm_exec_path', 'NODE_OPTIONS']) delete env[name];
+  for (const name of Object.keys(env)) if (name.startsWith('WSGI_STATUS_')) delete env[name];
+  // Express prints a handler's error on stderr unless NODE_ENV is "test" or "production".
+  return { ...env, NODE_ENV: 'test', ...extra };
 }
 
 /** Starts a fixture from the repository's root; resolves with the port it prints once listening. */
@@ -149,7 +158,7 @@ describe('wsgi-status/register', () => {
       const file = join(dir, 'status.json');
       const app = await start(t, ['test/fixtures/register/cluster.mjs'], {
         WSGI_STATUS_FILE: file,
-        WSGI_STATUS_INTERVAL: '100',
+        WSGI_STATUS_INTERVAL: '250',
         NODE_OPTIONS: IMPORT.join(' '),
       });
       const before = await waitForStatus(file, (d) => d.workers.length === 4, 15_000);
@@ -178,7 +187,12 @@ describe('wsgi-status/register', () => {
       await sleep(300); // a late extra count would show by now
       assert.equal(sum(readStatus(file), 'requests'), received);
       assert.ok(!after.workers.some((w) => w.pid === app.child.pid));
-      assert.equal(app.stderr(), '');
+      // Four writers on a loaded machine may see the lock busy (reported once per episode); nothing else.
+      const lines = app
+        .stderr()
+        .split('\n')
+        .filter((line) => line !== '' && !/ stayed busy; tick skipped$/.test(line));
+      assert.deepEqual(lines, []);
     });
   });
 
@@ -340,11 +354,7 @@ describe('wsgi-status/register under PM2', () => {
     const oldPids = new Set(before.workers.map((w) => w.pid));
 
     await pm2Run('reload', 'register-app');
-    const after = await waitForStatus(
-      file,
-      (d) => ids(d) === '1,2,3,4' && d.workers.every((w) => !oldPids.has(w.pid)),
-      30_000,
-    );
+    const after = await waitForStatus(file, (d) => ids(d) === '1,2,3,4' && d.workers.every((w) => !oldPids.has(w.pid)), 30_000);
     for (const worker of after.workers) {
       const earlier = counted.workers.find((w) => w.id === worker.id) as UwsgiWorker;
       assert.ok(worker.requests >= earlier.requests, `slot ${worker.id}: ${worker.requests} < ${earlier.requests}`);

@@ -37,6 +37,8 @@ export class SlotWriter {
   private ticking: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
   private ticks = 0;
+  /** The exit hook has taken the slot out: nothing may put it back. */
+  private exited = false;
   private eventLoop = performance.eventLoopUtilization();
   private readonly delay: IntervalHistogram;
   private readonly removeExitHook: () => void;
@@ -94,6 +96,7 @@ export class SlotWriter {
 
   /** Writes this process's slot now; a tick already running is joined, not queued. Never rejects. */
   tick(): Promise<void> {
+    if (this.exited) return Promise.resolve();
     if (this.ticking) return this.ticking;
     if (this.closing) return this.closing;
     this.ticking = this.write(false).finally(() => {
@@ -187,6 +190,9 @@ export class SlotWriter {
 
   /** Prunes the gone, places (or removes) this process's slot, and renders the file. */
   private merge(parsed: ParsedStatus, remove: boolean): string {
+    // A tick already under way when the exit hook ran must not write our entry back:
+    // the process lives on for a moment after signal-exit re-raises the signal.
+    remove ||= this.exited;
     const now = Date.now();
     this.requests.tracker.tx = this.requests.ledger.total(); // reconcile() reads it as this process's own count
     const reconciled = reconcile(
@@ -227,6 +233,7 @@ export class SlotWriter {
   /** At process exit: take this process's slot out of the file, synchronously. */
   private removeSlotSync(): void {
     if (this.assignment === null || this.closing) return;
+    this.exited = true;
     try {
       this.accepting = false;
       this.file.updateSync((parsed) => this.merge(parsed, true));
