@@ -12,7 +12,7 @@ import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { defaultStatusPath } from '../src/adapters/register.ts';
+import { defaultStatusPath } from '../src/adapters/register-env.ts';
 import type { UwsgiDocument, UwsgiWorker } from '../src/model/document.ts';
 import {
   type ClientResponse,
