@@ -7,24 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { defaultStatusPath } from '../src/adapters/register-env.ts';
 import type { UwsgiDocument, UwsgiWorker } from '../src/model/document.ts';
-import {
-  type ClientResponse,
-  freePort,
-  get,
-  readStatus,
-  sleep,
-  tempDir,
-  tryReadStatus,
-  until,
-  waitForStatus,
-} from './helpers.ts';
+import { type ClientResponse, freePort, get, readStatus, sleep, tempDir, until, waitForStatus } from './helpers.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const fixtures = join(root, 'test', 'fixtures', 'register');
@@ -311,7 +301,6 @@ describe('wsgi-status/register', () => {
       const app = await start(t, [...IMPORT, 'test/fixtures/register/http.mjs'], env);
       assert.equal((await get(app.port, '/')).status, 200);
       await waitForStatus(file, (d) => d.workers[0]?.requests === 1, 10_000);
-      const { statSync } = await import('node:fs');
       assert.equal(statSync(join(file, '..')).mode & 0o777, 0o700);
       assert.equal(app.stderr(), '');
     });
