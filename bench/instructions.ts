@@ -28,7 +28,7 @@
  * Environment: BENCH_FEW (default 5,000), BENCH_MANY (default 25,000),
  * BENCH_FRAMEWORKS (comma list, default http,express,koa),
  * BENCH_VARIANTS (comma list, default: bare, floor, wsgi-status and, on the
- * frameworks, instrument). Needs valgrind; takes about 6 minutes per
+ * frameworks, instrument; on node:http, register). Needs valgrind; takes about 6 minutes per
  * framework on 2 cores (two variants at a time).
  */
 import { spawnSync } from 'node:child_process';
@@ -43,7 +43,7 @@ const FEW = Number(process.env.BENCH_FEW ?? 5_000);
 const MANY = Number(process.env.BENCH_MANY ?? 25_000);
 const FRAMEWORKS = (process.env.BENCH_FRAMEWORKS ?? 'http,express,koa').split(',');
 const variantsOf = (framework: string) =>
-  (process.env.BENCH_VARIANTS ?? `bare,floor,wsgi-status${framework === 'http' ? '' : ',instrument'}`).split(',');
+  (process.env.BENCH_VARIANTS ?? `bare,floor,wsgi-status,${framework === 'http' ? 'register' : 'instrument'}`).split(',');
 const PARALLEL = Math.max(1, Math.min(2, cpus().length));
 
 /**

@@ -45,7 +45,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? 1_000_000);
 const OUT = process.env.BENCH_OUT ?? join(import.meta.dirname, 'RESULTS.md');
 const FRAMEWORKS: Record<string, string[]> = {
-  http: ['bare', 'wsgi-status', 'floor', 'prom-client'],
+  http: ['bare', 'wsgi-status', 'register', 'floor', 'prom-client'],
   // `instrument`: wsgi-status on the framework's http.Server (src/adapters/http.ts) instead of in its chain.
   express: ['bare', 'wsgi-status', 'instrument', 'floor', 'express-prom-bundle', 'express-status-monitor'],
   koa: ['bare', 'wsgi-status', 'instrument', 'floor', 'prom-client'],
@@ -326,7 +326,7 @@ async function main(): Promise<void> {
   const peersBeaten = selected.map((framework) => {
     const ours = rows.find((r) => r.framework === framework && r.variant === 'wsgi-status');
     const peers = rows.filter(
-      (r) => r.framework === framework && !['bare', 'wsgi-status', 'instrument', 'floor'].includes(r.variant),
+      (r) => r.framework === framework && !['bare', 'wsgi-status', 'instrument', 'register', 'floor'].includes(r.variant),
     );
     if (!ours || peers.length === 0) return `${framework}: not measured (BENCH_VARIANTS)`;
     return `${framework}: ${peers.every((p) => p.ratio > ours.ratio) ? 'below every peer ✅' : 'NOT below every peer ❌'}`;

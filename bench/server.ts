@@ -18,6 +18,12 @@ const BODY = 'hello world';
 const options = process.env.BENCH_INTERVAL ? { interval: Number(process.env.BENCH_INTERVAL) } : undefined;
 // Loaded by every variant, as src/index.ts is in build(): bare and wsgi-status start from the same modules.
 const { instrument } = await import('../src/adapters/http.ts');
+if (variant === 'register') {
+  // What `node --import wsgi-status/register` does, configured the same way: loaded before any server exists.
+  process.env.WSGI_STATUS_FILE = statusFile;
+  if (options) process.env.WSGI_STATUS_INTERVAL = String(options.interval);
+  await import('../src/adapters/register.ts');
+}
 
 /** The least any such middleware can do: an in-flight counter and one shared end listener. */
 let inFlight = 0;
@@ -74,7 +80,7 @@ async function build(): Promise<Server> {
         res.end(BODY);
       });
       if (variant === 'wsgi-status') instrument(server, statusFile, options);
-      return server;
+      return serverOf(server);
     }
     case 'express': {
       const express = require('express') as typeof import('express');

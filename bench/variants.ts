@@ -3,6 +3,8 @@ const LABELS: Record<string, string> = {
   'wsgi-status': '**wsgi-status**',
   // wsgi-status on the framework's http.Server (src/adapters/http.ts) instead of in its chain.
   instrument: 'wsgi-status via `instrument(server)`',
+  // Zero code: `--import wsgi-status/register` (src/adapters/register.ts), a diagnostics_channel subscriber.
+  register: 'wsgi-status via `--import wsgi-status/register`',
 };
 
 export function variantLabel(variant: string): string {

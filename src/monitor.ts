@@ -78,6 +78,11 @@ export class WsgiStatusMonitor extends EventEmitter<WsgiStatusMonitorEvents> {
     return this.writer.slot?.id ?? null;
   }
 
+  /** Whether {@link close} has been called. */
+  get closed(): boolean {
+    return this.closing !== null;
+  }
+
   /** The document this process wrote last, or `null` before its first write. */
   get lastDocument(): UwsgiDocument | null {
     return this.writer.lastDocument;

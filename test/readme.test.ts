@@ -16,10 +16,10 @@ const blocks = [...readme.matchAll(/^( *)```(\w+)\n([\s\S]*?)\n\1```$/gm)].map((
   code: m[3].replace(new RegExp(`^${m[1]}`, 'gm'), ''),
 }));
 
-/** Every file of examples/ and examples/monitoring/, by relative path. */
+/** Every file of examples/, examples/monitoring/ and examples/register/, by relative path. */
 function exampleFiles(): Map<string, string> {
   const files = new Map<string, string>();
-  for (const dir of ['examples', 'examples/monitoring']) {
+  for (const dir of ['examples', 'examples/monitoring', 'examples/register']) {
     for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
       if (entry.isFile()) files.set(`${dir}/${entry.name}`, readFileSync(join(root, dir, entry.name), 'utf8').trimEnd());
     }

@@ -5,8 +5,9 @@
  * error handler answers a thrown or rejected handler with a 5xx, which is
  * what counts it in `exceptions`.
  */
-import { type RequestLike, type ResponseLike, WsgiStatusMonitor } from '../monitor.js';
+import type { RequestLike, ResponseLike, WsgiStatusMonitor } from '../monitor.js';
 import type { WsgiStatusOptions } from '../options.js';
+import { acquireMonitor } from './shared.js';
 
 /** A Connect/Express middleware with the monitor and `close()` attached. */
 export interface WsgiStatusMiddleware {
@@ -26,12 +27,12 @@ export interface WsgiStatusMiddleware {
  * app.use(wsgiStatus('/dev/shm/app-status.json'));
  */
 export function wsgiStatus(path: string, options?: WsgiStatusOptions): WsgiStatusMiddleware {
-  const monitor = new WsgiStatusMonitor(path, options);
+  const { monitor, release } = acquireMonitor(path, options);
   function wsgiStatusMiddleware(req: RequestLike, res: ResponseLike, next: (error?: unknown) => void): void {
     monitor.begin(req, res);
     next();
   }
-  return Object.assign(wsgiStatusMiddleware, { monitor, close: () => monitor.close() });
+  return Object.assign(wsgiStatusMiddleware, { monitor, close: release });
 }
 
 export default wsgiStatus;

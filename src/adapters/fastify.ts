@@ -8,8 +8,9 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import { type RequestLike, type ResponseLike, WsgiStatusMonitor } from '../monitor.js';
+import type { RequestLike, ResponseLike, WsgiStatusMonitor } from '../monitor.js';
 import type { WsgiStatusOptions } from '../options.js';
+import { acquireMonitor } from './shared.js';
 
 /** The plugin's options: the status file's `path` and the options shared by every adapter. */
 export interface WsgiStatusFastifyOptions extends WsgiStatusOptions {
@@ -34,7 +35,7 @@ const plugin: FastifyPluginAsync<WsgiStatusFastifyOptions> = async (fastify, opt
   const { path, ...rest } = options as WsgiStatusFastifyOptions & Record<string, unknown>;
   for (const key of REGISTER_KEYS) delete rest[key];
   // Validates `path` and every option now, so a bad one fails register()/ready() naming it.
-  const monitor = new WsgiStatusMonitor(path, rest);
+  const { monitor, release } = acquireMonitor(path, rest);
   fastify.decorate('wsgiStatus', monitor);
   // Fastify answers a malformed URL or an over-long parameter before any hook runs (onBadUrl
   // in fastify.js), so requests begin at the server's 'request' event. The onRequest hook
@@ -53,7 +54,7 @@ const plugin: FastifyPluginAsync<WsgiStatusFastifyOptions> = async (fastify, opt
   });
   fastify.addHook('onClose', () => {
     fastify.server.removeListener('request', onServerRequest);
-    return monitor.close();
+    return release();
   });
 };
 

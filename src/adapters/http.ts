@@ -4,8 +4,9 @@
  * Next.js custom server — is covered by {@link instrument}.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type RequestLike, type ResponseLike, WsgiStatusMonitor } from '../monitor.js';
+import type { RequestLike, ResponseLike, WsgiStatusMonitor } from '../monitor.js';
 import type { WsgiStatusOptions } from '../options.js';
+import { acquireMonitor } from './shared.js';
 
 /** A server that emits `'request'` with `(req, res)`: `http.Server`, `https.Server`, `http2` servers. */
 export interface RequestEmitter {
@@ -36,14 +37,14 @@ export function instrument(server: RequestEmitter, path: string, options?: WsgiS
   if (server === null || typeof server !== 'object' || typeof server.prependListener !== 'function') {
     throw new TypeError('wsgi-status: instrument(server, path) needs an http.Server (or anything that emits "request")');
   }
-  const monitor = new WsgiStatusMonitor(path, options);
+  const { monitor, release } = acquireMonitor(path, options);
   // Prepended, so the request's clock starts before the app's own handler runs.
   const onRequest = (req: RequestLike, res: ResponseLike) => monitor.begin(req, res);
   server.prependListener('request', onRequest);
   monitor.observeServer(server);
   const close = () => {
     server.removeListener('request', onRequest);
-    return monitor.close();
+    return release();
   };
   server.once('close', () => void close());
   return { monitor, close };
@@ -77,7 +78,7 @@ export function wrap<Req extends RequestLike = IncomingMessage, Res extends Resp
   options?: WsgiStatusOptions,
 ): WrappedHandler<Req, Res> {
   if (typeof handler !== 'function') throw new TypeError('wsgi-status: wrap(handler, path) needs a request handler function');
-  const monitor = new WsgiStatusMonitor(path, options);
+  const { monitor, release } = acquireMonitor(path, options);
   const wrapped = function wsgiStatusHandler(this: unknown, req: Req, res: Res): unknown {
     monitor.begin(req, res);
     let result: unknown;
@@ -95,5 +96,5 @@ export function wrap<Req extends RequestLike = IncomingMessage, Res extends Resp
     }
     return result;
   };
-  return Object.assign(wrapped, { monitor, close: () => monitor.close() });
+  return Object.assign(wrapped, { monitor, close: release });
 }

@@ -10,8 +10,9 @@
  * wrapper of its own (one promise and one await fewer per request; about two
  * points of a Koa hello-world's CPU).
  */
-import { type RequestLike, type ResponseLike, WsgiStatusMonitor } from '../monitor.js';
+import type { RequestLike, ResponseLike, WsgiStatusMonitor } from '../monitor.js';
 import type { WsgiStatusOptions } from '../options.js';
+import { acquireMonitor } from './shared.js';
 
 /**
  * The part of a Koa context the middleware uses. Every Koa 2 and 3 context
@@ -53,7 +54,7 @@ export interface WsgiStatusKoaMiddleware {
  * app.use(wsgiStatus('/dev/shm/app-status.json'));
  */
 export function wsgiStatus(path: string, options?: WsgiStatusOptions): WsgiStatusKoaMiddleware {
-  const monitor = new WsgiStatusMonitor(path, options);
+  const { monitor, release } = acquireMonitor(path, options);
   const onAppError = (_error: unknown, ctx?: KoaContextLike) => {
     if (ctx?.res) monitor.fail(ctx.res);
   };
@@ -77,7 +78,7 @@ export function wsgiStatus(path: string, options?: WsgiStatusOptions): WsgiStatu
   const close = () => {
     for (const app of apps) app.removeListener('error', onAppError);
     apps.clear();
-    return monitor.close();
+    return release();
   };
   return Object.assign(wsgiStatusMiddleware, { monitor, close });
 }

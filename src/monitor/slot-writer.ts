@@ -47,6 +47,8 @@ export class SlotWriter {
   private ticking: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
   private ticks = 0;
+  /** The exit hook has taken the slot out: nothing may put it back. */
+  private exited = false;
   private eventLoop = performance.eventLoopUtilization();
   private readonly delay: IntervalHistogram;
   private readonly removeExitHook: () => void;
@@ -120,6 +122,7 @@ export class SlotWriter {
 
   /** Writes this process's slot now; a tick already running is joined, not queued. Never rejects. */
   tick(): Promise<void> {
+    if (this.exited) return Promise.resolve();
     if (this.ticking) return this.ticking;
     if (this.closing) return this.closing;
     this.ticking = this.write(false).finally(() => {
@@ -211,6 +214,9 @@ export class SlotWriter {
    * it leaves), and renders the file: the ledger and the rows it gives.
    */
   private merge(parsed: ParsedStatus, remove: boolean): string {
+    // A tick already under way when the exit hook ran must not write our entry back:
+    // the process lives on for a moment after signal-exit re-raises the signal.
+    remove ||= this.exited;
     const now = Date.now();
     this.requests.tracker.tx = this.requests.ledger.total();
     const entry = this.entry(now);
@@ -263,6 +269,7 @@ export class SlotWriter {
   /** At process exit: detach this process from its slot, synchronously. */
   private removeSlotSync(): void {
     if (this.assignment === null || this.closing) return;
+    this.exited = true;
     try {
       this.accepting = false;
       this.file.updateSync((parsed) => this.merge(parsed, true));

@@ -1,0 +1,15 @@
+// A plain node:http app with no wsgi-status code: test/register.test.ts loads the register around it.
+import { createServer } from 'node:http';
+
+const held = [];
+const server = createServer((req, res) => {
+  const path = req.url.split('?')[0];
+  if (path === '/fail') res.statusCode = 500;
+  if (path === '/hold') return held.push(res);
+  if (path === '/abort') return; // answered never: the client goes away
+  if (path === '/release') for (const waiting of held.splice(0)) waiting.end('released');
+  res.end('ok');
+});
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+});
