@@ -46,7 +46,15 @@ async function primary() {
 
   for (let i = 0; i < workers; i++) cluster.fork({ STATUS_FILE: statusFile, STATS_SOCKET: statsSocket });
   // Workers listen on port 0: node:cluster gives them all the same port.
-  const port = await new Promise((resolve) => cluster.once('listening', (_worker, address) => resolve(address.port)));
+  // The first TCP listen: each worker's stats socket (a unix path, port -1) is announced too.
+  const port = await new Promise((resolve) => {
+    const onListening = (_worker, address) => {
+      if (!(address.port > 0)) return;
+      cluster.off('listening', onListening);
+      resolve(address.port);
+    };
+    cluster.on('listening', onListening);
+  });
   await new Promise((resolve) => setTimeout(resolve, 300));
 
   console.log(`wsgi-status demo: ${workers} workers on http://127.0.0.1:${port}/`);

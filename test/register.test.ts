@@ -136,7 +136,13 @@ describe('wsgi-status/register', () => {
 
         app.child.kill('SIGTERM');
         await app.exited;
-        assert.deepEqual(readStatus(file).workers, [], 'the exit hook removes the slot');
+        // The exit hook hands the slot back at once: a cheap row keeping its counters (issue 12).
+        const left = readStatus(file).workers;
+        assert.deepEqual(
+          left.map((w) => [w.id, w.pid, w.status, w.accepting, w.requests, w.exceptions]),
+          [[1, 0, 'cheap', 0, 9, 1]],
+          'the exit hook leaves the slot cheap, with its counters',
+        );
       });
     });
   }
