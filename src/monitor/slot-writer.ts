@@ -60,11 +60,12 @@ export class SlotWriter {
         onCompromised: (error) => reporter.report('lock-compromised', error),
       },
     });
-    // Ten samples of the event-loop delay per interval (100 ms at the default
-    // 1 s), not Node's 10 ms: each sample is a wake-up of the loop, paid per
-    // second rather than per request (at 20 ms, about 4,000 instructions 50
-    // times a second, which under callgrind outweighed the request path).
-    this.delay = monitorEventLoopDelay({ resolution: Math.max(10, Math.round(interval / 10)) });
+    // Ten samples of the event-loop delay per interval (every 100 ms at the
+    // default 1 s; never more often than every 20 ms, as before): each sample
+    // wakes the loop, about 4,000 instructions paid per second rather than per
+    // request, and at 50 a second they outweighed the request path under
+    // callgrind (`npm run bench:instructions`).
+    this.delay = monitorEventLoopDelay({ resolution: Math.max(20, Math.round(interval / 10)) });
     this.delay.enable();
     // A clean exit, or death by a signal the app does not handle, removes the
     // slot at once: signal-exit then re-raises the signal, so the process dies
