@@ -6,15 +6,42 @@
  * do not depend on what else the machine is doing, so this is the figure to
  * compare between two versions of the library.
  *
- * Each variant runs twice under callgrind, serving FEW and then MANY requests
- * (autocannon, keep-alive); the difference divided by MANY − FEW is the
- * steady-state cost of one request, with start-up, warm-up and exit cancelled
- * out. What remains uncertain (V8's garbage collections and compilations do
- * not land at the same request twice) is a few percent; repeat a run before
- * trusting a smaller difference. The status file is written once an
- * hour, so only the request path is counted: under valgrind a request takes
- * about 50 times longer, and a tick per second would weigh 50 times more
- * than it does in real life (the tick is measured by `npm run bench`).
+ * One sample is one fresh server process under callgrind: WARM-UP requests
+ * bring V8 to its steady tier, then callgrind's counters are zeroed, REQUESTS
+ * requests are counted, and the counters are dumped (the server calls
+ * `os.getPriority()` and `os.hostname()`, which nothing else in it calls, and
+ * callgrind zeroes and dumps before those libuv functions:
+ * `--zero-before`/`--dump-before`). The window is counted directly, in one
+ * process, so nothing about start-up or exit has to cancel out.
+ *
+ * What used to move a run by up to 6% (two processes per figure, FEW vs MANY
+ * requests from autocannon on 8 connections), and how it is pinned here:
+ * - batching: how many requests a loop iteration found ready depended on how
+ *   fast the load generator ran against the server under valgrind, i.e. on
+ *   the machine's load. Here one keep-alive connection sends one request at
+ *   a time, for the warm-up and the window alike;
+ * - garbage collection: a scavenge or a mark-compact landing inside or
+ *   outside the window. A full GC runs half-way through the warm-up, and the
+ *   window starts and ends with a scavenge, so it pays exactly for what its
+ *   requests allocated;
+ *   `--predictable-gc-schedule` fixes the heap's growth (otherwise sized from
+ *   measured GC speed, i.e. wall time) and turns off the memory reducer (a
+ *   timer), and `--single-threaded-gc` does all of it on the counted thread;
+ * - JIT tiers: optimised code was installed by a background thread whenever
+ *   valgrind scheduled it. `--no-concurrent-recompilation` compiles on the
+ *   main thread at the request that triggers it, and the warm-up is long
+ *   enough that every hot function is optimised before the window;
+ * - timers that fire per second of wall time rather than per request, which
+ *   under valgrind (50 times slower) weigh 50 times more: the status file is
+ *   written once an hour (a sample whose process wrote it is discarded and
+ *   run again), and wsgi-status samples the event-loop delay ten times per
+ *   interval.
+ * Only the main thread is counted; with the flags above it does all of the
+ * process's JavaScript, compilation and GC work.
+ *
+ * Each variant is sampled RUNS times in fresh processes, the runs interleaved
+ * across variants (run 1 of every variant, then run 2, ...) so that whatever
+ * drifts hits all alike; the table gives the median with min–max.
  *
  * Fastify is left out by default: under valgrind, with the wsgi-status plugin
  * registered, Node's `process.nextTick` and `endReadable` fall to a V8 runtime
@@ -25,70 +52,204 @@
  * process. Its counts say nothing about the library; BENCH_FRAMEWORKS=fastify
  * runs it anyway.
  *
- * Environment: BENCH_FEW (default 5,000), BENCH_MANY (default 25,000),
- * BENCH_FRAMEWORKS (comma list, default http,express,koa),
- * BENCH_VARIANTS (comma list, default: bare, floor, wsgi-status and, on the
- * frameworks, instrument; on node:http, register). Needs valgrind; takes about 6 minutes per
- * framework on 2 cores (two variants at a time).
+ * Environment: BENCH_RUNS (default 3), BENCH_WARMUP and BENCH_REQUESTS (requests
+ * of warm-up and counted; defaults per framework below),
+ * BENCH_FRAMEWORKS (comma list, default http,express,koa), BENCH_VARIANTS
+ * (comma list, default: bare, floor, wsgi-status and, on the frameworks,
+ * instrument; on node:http, register), BENCH_KEEP (keep the callgrind files). Needs valgrind.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
 import { forkServer } from './fork-server.ts';
 import { variantLabel } from './variants.ts';
 
-const FEW = Number(process.env.BENCH_FEW ?? 5_000);
-const MANY = Number(process.env.BENCH_MANY ?? 25_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/**
+ * Requests of warm-up, then counted, per framework: V8 (with the flags below)
+ * stops compiling after about 4,000 requests on node:http and Koa and 5,000
+ * on Express (`--trace-opt`); Express costs ten times what node:http does
+ * per request, so it counts fewer.
+ */
+const WINDOWS: Record<string, { warmup: number; requests: number }> = {
+  http: { warmup: 8_000, requests: 4_000 },
+  koa: { warmup: 6_000, requests: 2_000 },
+  express: { warmup: 6_000, requests: 1_000 },
+  fastify: { warmup: 6_000, requests: 2_000 },
+};
+const windowOf = (framework: string) => ({
+  warmup: Number(process.env.BENCH_WARMUP ?? WINDOWS[framework]?.warmup ?? 6_000),
+  requests: Number(process.env.BENCH_REQUESTS ?? WINDOWS[framework]?.requests ?? 2_000),
+});
 const FRAMEWORKS = (process.env.BENCH_FRAMEWORKS ?? 'http,express,koa').split(',');
 const variantsOf = (framework: string) =>
   (process.env.BENCH_VARIANTS ?? `bare,floor,wsgi-status,${framework === 'http' ? 'register' : 'instrument'}`).split(',');
 const PARALLEL = Math.max(1, Math.min(2, cpus().length));
+/** V8 flags that pin GC and JIT placement (see above). */
+const NODE_FLAGS = [
+  '--expose-gc',
+  '--predictable-gc-schedule',
+  '--single-threaded-gc',
+  '--no-concurrent-recompilation',
+  // Tier up after a sixteenth of V8's usual budget (67,584), so the warm-up reaches the steady tier sooner.
+  '--interrupt-budget=4096',
+];
+
+const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
 
 /**
- * Instructions of the main thread of one server process that served
- * `requests` requests: JavaScript, the request path, the main thread's share
- * of garbage collection. V8's background threads (optimising compiler, GC
- * helpers) are left out: how much of their work lands inside the counted
- * window varies by thousands of instructions per request from run to run.
+ * One keep-alive connection that sends one request at a time. The same
+ * connection serves the warm-up and the counted window: a connection's end
+ * runs code the requests do not (Readable's end of stream), which V8 then
+ * deoptimises and compiles again, inside the window if it ended there.
  */
-async function countInstructions(framework: string, variant: string, requests: number, dir: string): Promise<number> {
-  const out = join(dir, `callgrind.${framework}.${variant}.${requests}.out`);
+class Client {
+  private readonly socket: Socket;
+  private pending = '';
+  private left = 0;
+  private done: (() => void) | null = null;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => this.onData(chunk));
+  }
+
+  static open(port: number): Promise<Client> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => resolve(new Client(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Sends `count` requests, one after the other. */
+  send(count: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.left = count;
+      this.done = resolve;
+      this.socket.once('close', () => this.left > 0 && reject(new Error(`connection closed, ${this.left} requests left`)));
+      this.socket.write(REQUEST);
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: string): void {
+    this.pending += chunk;
+    for (;;) {
+      const length = responseLength(this.pending);
+      if (length === 0) return;
+      this.pending = this.pending.slice(length);
+      if (--this.left > 0) this.socket.write(REQUEST);
+      else this.done?.();
+    }
+  }
+}
+
+/** The length of the complete 200 response at the start of `text`, or 0 while incomplete. */
+function responseLength(text: string): number {
+  const head = text.indexOf('\r\n\r\n');
+  if (head === -1) return 0;
+  if (!text.startsWith('HTTP/1.1 200 ')) throw new Error(`unexpected response: ${text.slice(0, 40)}`);
+  const header = text.slice(0, head);
+  const length = /\r\ncontent-length: *(\d+)/i.exec(header);
+  if (length) {
+    const end = head + 4 + Number(length[1]);
+    return text.length >= end ? end : 0;
+  }
+  const chunked = text.indexOf('\r\n0\r\n\r\n', head);
+  return chunked === -1 ? 0 : chunked + 7;
+}
+
+/** Sends a message to the server and waits for its answer of type `answer`. */
+function ask(child: import('node:child_process').ChildProcess, type: string, answer: string): Promise<{ ticked?: boolean }> {
+  return new Promise((resolve) => {
+    const onMessage = (message: { type: string; ticked?: boolean }) => {
+      if (message.type !== answer) return;
+      child.off('message', onMessage);
+      resolve(message);
+    };
+    child.on('message', onMessage);
+    child.send({ type });
+  });
+}
+
+/** Instructions per request of the main thread over one counted window, or null when the status file was written. */
+async function sample(framework: string, variant: string, run: number, dir: string): Promise<number | null> {
+  const out = join(dir, `cg.${framework}.${variant}.${run}.${Date.now()}`);
   const { child, port, exited } = await forkServer(framework, variant, {
     execPath: 'valgrind',
     execArgv: [
       '--tool=callgrind',
       '-q',
       '--separate-threads=yes',
+      '--zero-before=uv_os_getpriority',
+      '--dump-before=uv_os_gethostname',
       `--callgrind-out-file=${out}`,
       process.execPath,
+      ...NODE_FLAGS,
       '--import',
       'tsx',
     ],
     env: { BENCH_DIR: dir, BENCH_INTERVAL: '3600000' },
   });
-  await new Promise<void>((resolve, reject) =>
-    autocannon({ url: `http://127.0.0.1:${port}/`, connections: 8, amount: requests }, (error, result) => {
-      if (error) reject(error);
-      else if (result.errors + result.non2xx > 0)
-        reject(new Error(`${framework} ${variant}: ${result.errors + result.non2xx} failed requests`));
-      else resolve();
-    }),
-  );
-  child.disconnect(); // the server exits normally, so callgrind writes its counts
+  const { warmup, requests } = windowOf(framework);
+  const client = await Client.open(port);
+  await client.send(warmup / 2);
+  // A full GC deoptimises code that held objects it frees, so it comes half-way
+  // through the warm-up, not at its end; the window begins after a scavenge.
+  await ask(child, 'gc', 'usage');
+  await client.send(warmup / 2);
+  await ask(child, 'zero', 'zeroed');
+  await client.send(requests);
+  const { ticked } = await ask(child, 'dump', 'dumped');
+  client.close();
+  child.disconnect(); // the server exits normally
   if ((await exited) !== 0) throw new Error(`${framework} ${variant} did not exit cleanly under valgrind`);
-  // One file per thread (--separate-threads): <out>-01 is the main thread.
-  const summary = /^(?:summary|totals): (\d+)/m.exec(readFileSync(`${out}-01`, 'utf8'));
-  if (!summary) throw new Error(`no instruction count in ${out}-01`);
-  return Number(summary[1]);
+  if (ticked) return null;
+  // The dump (part 1) of the main thread (thread 1): `<out>.1-01`.
+  const name = readdirSync(dir).find((file) => join(dir, file) === `${out}.1-01`);
+  if (!name) throw new Error(`no callgrind dump ${out}.1-01`);
+  const summary = /^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, name), 'utf8'));
+  if (!summary) throw new Error(`no instruction count in ${name}`);
+  // What V8's optimising compiler did inside the window is left out: a
+  // function first hot enough there is compiled at the same request in every
+  // run, but that is warm-up, not what a request costs (0 once warm).
+  const compiling = compiledIn(join(dir, name));
+  if (compiling > 0)
+    process.stderr.write(
+      `  ${framework} ${variant}: ${format(compiling / requests)} instructions per request were V8 compiling (left out)\n`,
+    );
+  return (Number(summary[1]) - compiling) / requests;
 }
 
-async function perRequest(framework: string, variant: string, dir: string): Promise<number> {
-  const few = await countInstructions(framework, variant, FEW, dir);
-  const many = await countInstructions(framework, variant, MANY, dir);
-  return (many - few) / (MANY - FEW);
+/** Instructions the window spent in V8's optimising compiler (0 once the warm-up reached the steady tier). */
+function compiledIn(file: string): number {
+  const annotated = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', file], { encoding: 'utf8' });
+  const line = /^\s*([\d,]+) .*Runtime_CompileOptimized/m.exec(annotated.stdout ?? '');
+  return line ? Number(line[1].replaceAll(',', '')) : 0;
 }
+
+async function counted(framework: string, variant: string, run: number, dir: string): Promise<number> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const perRequest = await sample(framework, variant, run, dir);
+    if (perRequest !== null) return perRequest;
+    process.stderr.write(`  ${framework} ${variant}: the status file was written during the sample; again\n`);
+  }
+  throw new Error(`${framework} ${variant}: every sample wrote the status file`);
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+const format = (value: number) => Math.round(value).toLocaleString('en');
 
 async function main(): Promise<void> {
   if (spawnSync('valgrind', ['--version']).error) {
@@ -96,28 +257,45 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const dir = mkdtempSync(join(tmpdir(), 'wsgi-status-instructions-'));
+  const started = Date.now();
   try {
+    // Every (framework, variant, run), run-major: run 1 of everything, then run 2...
+    const jobs: { framework: string; variant: string; run: number }[] = [];
+    for (let run = 1; run <= RUNS; run++)
+      for (const framework of FRAMEWORKS) for (const variant of variantsOf(framework)) jobs.push({ framework, variant, run });
+    const results = new Map<string, number[]>();
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        const { framework, variant, run } = jobs[next++];
+        const perRequest = await counted(framework, variant, run, dir);
+        const key = `${framework}\t${variant}`;
+        results.set(key, [...(results.get(key) ?? []), perRequest]);
+        process.stderr.write(`  ${framework} ${variant} run ${run}: ${format(perRequest)} instructions per request\n`);
+      }
+    };
+    await Promise.all(Array.from({ length: PARALLEL }, worker));
     const lines = [
-      `Command: \`npm run bench:instructions\` (callgrind; ${MANY.toLocaleString('en')} − ${FEW.toLocaleString('en')} requests, hello world, Node ${process.version}).`,
+      `Command: \`npm run bench:instructions\` (callgrind, main thread; ${RUNS} fresh processes per variant, interleaved; ${FRAMEWORKS.map((framework) => `${framework}: ${windowOf(framework).warmup.toLocaleString('en')} requests of warm-up, then ${windowOf(framework).requests.toLocaleString('en')} counted`).join('; ')}; one request at a time on one keep-alive connection; hello world, Node ${process.version}; ${Math.round((Date.now() - started) / 60_000)} min).`,
       '',
-      '| framework | variant | instructions per request (main thread) | × bare |',
-      '|---|---|---:|---:|',
+      '| framework | variant | instructions per request, median (min–max) | × bare | × floor |',
+      '|---|---|---|---:|---:|',
     ];
     for (const framework of FRAMEWORKS) {
-      const variants = variantsOf(framework);
-      const results = new Map<string, number>();
-      for (let i = 0; i < variants.length; i += PARALLEL) {
-        const batch = variants.slice(i, i + PARALLEL);
-        const counted = await Promise.all(batch.map((variant) => perRequest(framework, variant, dir)));
-        for (const [j, variant] of batch.entries()) {
-          results.set(variant, counted[j]);
-          process.stderr.write(`  ${framework} ${variant}: ${Math.round(counted[j])} instructions per request\n`);
-        }
-      }
-      const bare = results.get('bare');
-      for (const [variant, count] of results) {
-        const ratio = bare ? (count / bare).toFixed(3) : '–';
-        lines.push(`| ${framework} | ${variantLabel(variant)} | ${Math.round(count).toLocaleString('en')} | ${ratio} |`);
+      const medianOf = (variant: string) => {
+        const values = results.get(`${framework}\t${variant}`);
+        return values ? median(values) : undefined;
+      };
+      const bare = medianOf('bare');
+      const floor = medianOf('floor');
+      for (const variant of variantsOf(framework)) {
+        const values = results.get(`${framework}\t${variant}`) ?? [];
+        const value = median(values);
+        const spread = `${format(Math.min(...values))}–${format(Math.max(...values))}`;
+        const ratio = (base: number | undefined) => (base ? (value / base).toFixed(3) : '–');
+        lines.push(
+          `| ${framework} | ${variantLabel(variant)} | ${format(value)} (${spread}) | ${ratio(bare)} | ${ratio(floor)} |`,
+        );
       }
     }
     process.stdout.write(`${lines.join('\n')}\n`);

@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { getPriority, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
@@ -24,6 +24,13 @@ if (variant === 'register') {
   if (options) process.env.WSGI_STATUS_INTERVAL = String(options.interval);
   await import('../src/adapters/register.ts');
 }
+
+/** The variant's monitors, to tell bench:instructions whether one wrote the status file. */
+const monitors: { lastDocument: unknown }[] = [];
+const watched = <T extends { monitor: { lastDocument: unknown } }>(made: T): T => {
+  monitors.push(made.monitor);
+  return made;
+};
 
 /** The least any such middleware can do: an in-flight counter and one shared end listener. */
 let inFlight = 0;
@@ -64,7 +71,7 @@ async function promClientHttp(): Promise<(req: IncomingMessage, res: ServerRespo
 
 /** The `instrument` variant: wsgi-status on the framework's http.Server instead of in its middleware chain. */
 function serverOf(server: Server): Server {
-  if (variant === 'instrument') instrument(server, statusFile, options);
+  if (variant === 'instrument') watched(instrument(server, statusFile, options));
   return server;
 }
 
@@ -79,13 +86,13 @@ async function build(): Promise<Server> {
         res.setHeader('content-type', 'text/plain');
         res.end(BODY);
       });
-      if (variant === 'wsgi-status') instrument(server, statusFile, options);
+      if (variant === 'wsgi-status') watched(instrument(server, statusFile, options));
       return serverOf(server);
     }
     case 'express': {
       const express = require('express') as typeof import('express');
       const app = express();
-      if (variant === 'wsgi-status') app.use(wsgiStatus(statusFile, options));
+      if (variant === 'wsgi-status') app.use(watched(wsgiStatus(statusFile, options)));
       if (variant === 'floor')
         app.use((_req, res, next) => {
           floorBegin(res);
@@ -101,7 +108,7 @@ async function build(): Promise<Server> {
     case 'koa': {
       const Koa = require('koa') as typeof import('koa');
       const app = new Koa();
-      if (variant === 'wsgi-status') app.use((await import('../src/adapters/koa.ts')).default(statusFile, options));
+      if (variant === 'wsgi-status') app.use(watched((await import('../src/adapters/koa.ts')).default(statusFile, options)));
       if (variant === 'floor')
         app.use((ctx, next) => {
           floorBegin(ctx.res);
@@ -136,6 +143,7 @@ async function build(): Promise<Server> {
         reply.type('text/plain').send(BODY);
       });
       await app.ready();
+      if (variant === 'wsgi-status') monitors.push(app.wsgiStatus);
       return serverOf(app.server);
     }
     default:
@@ -149,6 +157,27 @@ server.listen(0, '127.0.0.1', () => {
   process.send?.({ type: 'ready', port: (server.address() as AddressInfo).port });
 });
 process.on('message', (message: { type: string }) => {
+  // bench:instructions: callgrind zeroes its counters before uv_os_getpriority
+  // and dumps them before uv_os_gethostname (nothing else here calls either).
+  // The window starts and ends with a scavenge, so it pays for exactly what
+  // its requests allocated.
+  if (message.type === 'zero') {
+    globalThis.gc?.({ type: 'minor' });
+    getPriority();
+    process.send?.({ type: 'zeroed' });
+    return;
+  }
+  if (message.type === 'dump') {
+    globalThis.gc?.({ type: 'minor' });
+    hostname();
+    // The register's monitor is made when the server listens, in the registry all adapters share.
+    const shared = (globalThis as Record<symbol, Map<string, { monitor: { lastDocument: unknown } }> | undefined>)[
+      Symbol.for('wsgi-status.monitors')
+    ];
+    for (const hold of shared?.values() ?? []) if (!monitors.includes(hold.monitor)) monitors.push(hold.monitor);
+    process.send?.({ type: 'dumped', ticked: monitors.some((monitor) => monitor.lastDocument !== null) });
+    return;
+  }
   if (message.type === 'gc') globalThis.gc?.();
   const usage = process.cpuUsage();
   const memory = process.memoryUsage();

@@ -18,7 +18,7 @@ export class RequestTracker {
   runningTime = 0;
   /** uWSGI's running average: after each request `avg = (avg + rt) / 2`, microseconds. */
   avgRt = 0;
-  /** `performance.now()` when the most recent request began. */
+  /** When the most recent request began, on `performance.now()`'s timeline (see clock.ts). */
   lastBeginAt = 0;
 
   /** A request began. */

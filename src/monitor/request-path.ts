@@ -6,7 +6,7 @@
  * one closure, no I/O, nothing that throws into the app. The slot writer
  * reads the counters at each tick.
  */
-import { performance } from 'node:perf_hooks';
+import { now as clock } from '../model/clock.js';
 import type { ListenAddress } from '../model/document.js';
 import { onResponseEnd, type ResponseLike } from '../model/response-end.js';
 import { RequestTracker } from '../model/tracker.js';
@@ -74,7 +74,7 @@ export class RequestPath {
       // response that had already closed ends before its second begin().
       if (res === this.lastResponse) return;
       this.lastResponse = res;
-      const now = performance.now();
+      const now = clock();
       this.tracker.begin(now);
       // Watch at once: nothing below may leave a begun request without its end (stuck "busy").
       // The start time lives in a closure, not on `res`: Express swaps the
@@ -146,7 +146,7 @@ export class RequestPath {
         this.failuresPending--;
         failed = true;
       }
-      this.tracker.end(performance.now() - start, failed);
+      this.tracker.end(clock() - start, failed);
       if (this.current !== null && this.current === (res as { req?: RequestLike }).req) this.current = null;
     } catch (error) {
       this.report('request', error);
