@@ -4,6 +4,7 @@
  * 2.0.21 as the reference for bytes on the wire.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -16,6 +17,7 @@ import { parseStatsAddress } from '../src/server/address.ts';
 import { type StatsListenError, StatsServer } from '../src/server/stats-server.ts';
 import { Children } from './support/children.ts';
 import { closeServer, deferred, get, listen, sleep, tempDir, waitForStatus } from './support/helpers.ts';
+import { worldReadableCopy } from './support/private-copy.ts';
 import { LineReader, readRaw, strictDecode } from './support/stats-helpers.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`fixtures/${name}`, import.meta.url));
@@ -554,7 +556,7 @@ describe('WsgiStatusMonitor with the stats option', () => {
 
     it('should report EACCES once for a directory the app cannot write', {
       skip: process.getuid?.() !== 0 && 'needs root',
-    }, async () => {
+    }, async (t) => {
       // root ignores file modes: run the app as nobody for a real EACCES.
       const locked = join(dir, 'locked');
       mkdirSync(locked, { mode: 0o755 });
@@ -562,11 +564,18 @@ describe('WsgiStatusMonitor with the stats option', () => {
       mkdirSync(writable);
       chmodSync(dir, 0o755);
       chmodSync(writable, 0o777);
-      const child = children.spawnNode(['test/support/processes/stats/app.ts', join(writable, 'status.json')], {
-        uid: 65534,
-        gid: 65534,
-        env: { STATS: join(locked, 'stats.sock'), HOME: writable },
-      });
+      // From a world-readable copy: the checkout may sit in a 0700 directory that nobody cannot read.
+      const copy = worldReadableCopy('stats-app.mjs');
+      t.after(copy.cleanup);
+      const child = children.adopt(
+        spawn(process.execPath, [copy.fixture, join(writable, 'status.json'), copy.http], {
+          cwd: copy.dir,
+          uid: 65534,
+          gid: 65534,
+          stdio: ['pipe', 'pipe', 'pipe'],
+          env: { ...process.env, STATS: join(locked, 'stats.sock'), HOME: writable },
+        }),
+      );
       const reader = new LineReader(child);
       const { port } = await reader.waitForJson<{ port: number }>('ready', 20_000);
       assert.equal((await get(port)).body, 'ok');
