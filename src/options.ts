@@ -87,7 +87,8 @@ export interface ResolvedOptions {
   statsMode: number;
 }
 
-const KNOWN = new Set([
+/** Every option's name. */
+export const OPTION_NAMES: readonly (keyof WsgiStatusOptions)[] = [
   'interval',
   'mode',
   'onError',
@@ -97,7 +98,8 @@ const KNOWN = new Set([
   'stats',
   'statsHttp',
   'statsMode',
-]);
+];
+const KNOWN: ReadonlySet<string> = new Set(OPTION_NAMES);
 
 function integerIn(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {

@@ -17,7 +17,7 @@
  * versions) share it too.
  */
 import { WsgiStatusMonitor } from '../monitor.js';
-import { type ResolvedOptions, resolveOptions, type WsgiStatusOptions } from '../options.js';
+import { OPTION_NAMES, type ResolvedOptions, resolveOptions, type WsgiStatusOptions } from '../options.js';
 
 /** What the registry needs of a monitor (possibly from another copy of the library). */
 interface SharedEntry {
@@ -46,16 +46,7 @@ export interface MonitorHold {
 }
 
 // Compared between holders; onError is each caller's own and never conflicts.
-const COMPARED: readonly (keyof ResolvedOptions)[] = [
-  'interval',
-  'mode',
-  'staleAfter',
-  'workerId',
-  'recordRequest',
-  'stats',
-  'statsHttp',
-  'statsMode',
-];
+const COMPARED = OPTION_NAMES.filter((name): name is Exclude<typeof name, 'onError'> => name !== 'onError');
 
 /**
  * The monitor of `path` in this process: the live one if there is one, else a
