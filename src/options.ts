@@ -19,8 +19,9 @@ export interface WsgiStatusOptions {
    */
   mode?: number;
   /**
-   * Called once per kind of background failure (an unwritable path, a corrupt
-   * file that was repaired, a busy lock...). Without it, failures go to the
+   * Called once per episode of a background failure (an unwritable path, a
+   * corrupt file that was repaired, a busy lock...): when it starts, and again
+   * only if it comes back after it cleared. Without it, failures go to the
    * monitor's `'error'` event if it has a listener, else to one process warning.
    * Nothing the status machinery does ever throws into a request or crashes the app.
    */
