@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const seconds = Number(process.env.SCREENSHOT_SECONDS ?? 75);
@@ -27,19 +27,7 @@ demo.stdout.on('data', (chunk: Buffer) => {
 });
 const demoExit = new Promise((resolve) => demo.once('exit', resolve));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  // Chromium needs these here: --no-sandbox as root, the rest keep it off the network.
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launchChromium();
 try {
   const deadline = Date.now() + 30_000;
   let url = /status page: +(http:\S+)/.exec(said)?.[1];

@@ -13,24 +13,14 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../scripts/chromium.ts';
 import type { UwsgiDocument } from '../src/model/document.ts';
 import { StatsServer } from '../src/server/stats-server.ts';
 import { ClusterGroup, startLoad } from './support/cluster-harness.ts';
 import { get, readStatus, sleep, tempDir } from './support/helpers.ts';
 import { decodePng } from './support/png.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-// Chromium needs these here: as root it refuses to start without --no-sandbox, and the rest keep it off the network.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
@@ -152,10 +142,7 @@ describe('GET /status (the live status page)', { timeout: 45_000 }, () => {
   before(async () => {
     statsPort = await freePort();
     group = new ClusterGroup(4, { STATUS_FILE: statusFile, INTERVAL: '250', STATS: `127.0.0.1:${statsPort}`, STATS_HTTP: '1' });
-    const [launched, listening] = await Promise.all([
-      chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 20_000 }),
-      group.listening(4),
-    ]);
+    const [launched, listening] = await Promise.all([launchChromium({ timeout: 20_000 }), group.listening(4)]);
     browser = launched;
     appPort = listening.port;
     pids = listening.pids;

@@ -17,7 +17,7 @@
  * versions) share it too.
  */
 import { WsgiStatusMonitor } from '../monitor.js';
-import { OPTION_NAMES, type ResolvedOptions, resolveOptions, type WsgiStatusOptions } from '../options.js';
+import { OPTION_NAMES, resolveOptions, type WsgiStatusOptions } from '../options.js';
 
 /** What the registry needs of a monitor (possibly from another copy of the library). */
 interface SharedEntry {

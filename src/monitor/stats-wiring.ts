@@ -8,7 +8,7 @@
  * fork-mode instance, serves it) tries again every interval, so when the
  * holder stops, another takes the address over within one interval. A unix
  * socket file is removed first only when a probe finds nobody listening
- * (StatsServer.clearStaleSocket, under a lock). A listen failure is
+ * (server/unix-socket.ts, under a lock). A listen failure is
  * reported once per episode; the app keeps serving.
  */
 import type { ResolvedOptions } from '../options.js';
@@ -56,7 +56,8 @@ export function startStatsServer(
   const provider = async () => {
     fileFailed = false;
     const document = await read();
-    reporter.clear(fileFailed ? 'stats-answer' : 'stats-file', 'stats-answer');
+    reporter.clear('stats-answer');
+    if (!fileFailed) reporter.clear('stats-file');
     return document;
   };
   const server = new StatsServer({
