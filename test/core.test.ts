@@ -4,7 +4,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import {
+  connect as connectHttp2,
+  createServer as createHttp2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -206,6 +212,105 @@ describe('instrument(server, path) and wrap(handler, path)', () => {
     await closeServer(server);
     await status.close();
     assert.equal(workerOf(readStatus(file)), undefined, 'close() removes the slot');
+    cleanup();
+  });
+
+  it("should add no 'request' listener to an http.Server, and count what 'checkContinue' answers too", async () => {
+    const { dir, cleanup } = tempDir();
+    const file = join(dir, 'status.json');
+    const handler = (_req: IncomingMessage, res: ServerResponse) => res.end('ok');
+    const server = createServer(handler);
+    // Answered here, never through 'request': Node publishes the request all the same.
+    server.on('checkContinue', (_req, res) => {
+      res.writeContinue();
+      res.end('continued');
+    });
+    const status = instrument(server, file, { interval: 50 });
+    assert.deepEqual(server.rawListeners('request'), [handler], "the app's handler alone, untouched");
+    const port = await listen(server);
+    await get(port, '/');
+    const continued = await new Promise<string>((resolve, reject) => {
+      const req = request({ port, host: '127.0.0.1', path: '/upload', method: 'POST', headers: { expect: '100-continue' } });
+      req.on('continue', () => req.end('body'));
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (chunk) => (body += chunk));
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+    });
+    assert.equal(continued, 'continued');
+    assert.equal(workerOf(await waitForStatus(file, (d) => (workerOf(d)?.requests ?? 0) >= 2))!.requests, 2);
+    // Another server in the process is not this monitor's.
+    const other = createServer(handler);
+    const otherPort = await listen(other);
+    await get(otherPort, '/');
+    await status.monitor.tick();
+    assert.equal(workerOf(readStatus(file))!.requests, 2, "another server's requests are not counted");
+    await status.close();
+    await get(port, '/');
+    assert.equal(status.monitor.snapshot().requests, 2, 'close() stops counting');
+    await closeServer(other);
+    await closeServer(server);
+    cleanup();
+  });
+
+  it("should take over an http2 server's lone 'request' listener invisibly, and give it back on close()", async () => {
+    const { dir, cleanup } = tempDir();
+    const file = join(dir, 'status.json');
+    const seen: unknown[] = [];
+    const handler = function (this: unknown, _req: Http2ServerRequest, res: Http2ServerResponse) {
+      seen.push(this);
+      res.end('ok');
+    };
+    const server = createHttp2Server(handler);
+    const status = instrument(server, file, { interval: 50 });
+    assert.equal(server.listenerCount('request'), 1, 'one listener, so Node calls it directly');
+    assert.deepEqual(server.listeners('request'), [handler], "listeners() still shows the app's handler");
+    const port = await listen(server as unknown as Server);
+    const session = connectHttp2(`http://127.0.0.1:${port}`);
+    const fetch2 = (path: string) =>
+      new Promise<void>((resolve, reject) => {
+        const stream = session.request({ ':path': path });
+        stream.on('error', reject);
+        stream.resume();
+        stream.on('end', () => resolve());
+      });
+    await fetch2('/');
+    assert.deepEqual(seen, [server], "the handler is called with the server as 'this', as before");
+    // A listener added later runs after the monitor began the request.
+    const later: string[] = [];
+    server.on('request', () => later.push(status.monitor.snapshot().status));
+    await fetch2('/');
+    assert.deepEqual(later, ['busy']);
+    assert.equal(workerOf(await waitForStatus(file, (d) => (workerOf(d)?.requests ?? 0) >= 2))!.requests, 2);
+    await status.close();
+    assert.equal(server.rawListeners('request')[0], handler, 'close() puts the handler back first');
+    assert.equal(server.listenerCount('request'), 2);
+    await fetch2('/');
+    assert.equal(seen.length, 3);
+    session.close();
+    await closeServer(server as unknown as Server);
+    cleanup();
+  });
+
+  it("should let the app remove its handler, and join an http2 server with several 'request' listeners", async () => {
+    const { dir, cleanup } = tempDir();
+    const handler = (_req: Http2ServerRequest, res: Http2ServerResponse) => res.end('first');
+    const lone = createHttp2Server(handler);
+    const removed = instrument(lone, join(dir, 'lone.json'), { interval: 50 });
+    lone.removeListener('request', handler);
+    assert.equal(lone.listenerCount('request'), 0, 'removeListener(handler) removes it, as with once()');
+    await removed.close();
+    assert.equal(lone.listenerCount('request'), 0, 'and close() does not bring it back');
+
+    const server = createHttp2Server(handler);
+    const other = () => undefined;
+    server.on('request', other);
+    const status = instrument(server, join(dir, 'status.json'), { interval: 50 });
+    assert.equal(server.listenerCount('request'), 3, "the monitor's own listener, first");
+    await status.close();
+    assert.deepEqual(server.listeners('request'), [handler, other]);
     cleanup();
   });
 

@@ -8,8 +8,9 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import type { RequestLike, ResponseLike, WsgiStatusMonitor } from '../monitor.js';
+import type { WsgiStatusMonitor } from '../monitor.js';
 import type { WsgiStatusOptions } from '../options.js';
+import { hookServerRequests } from './server-requests.js';
 import { acquireMonitor } from './shared.js';
 
 /** The plugin's options: the status file's `path` and the options shared by every adapter. */
@@ -38,10 +39,9 @@ const plugin: FastifyPluginAsync<WsgiStatusFastifyOptions> = async (fastify, opt
   const { monitor, release } = acquireMonitor(path, rest);
   fastify.decorate('wsgiStatus', monitor);
   // Fastify answers a malformed URL or an over-long parameter before any hook runs (onBadUrl
-  // in fastify.js), so requests begin at the server's 'request' event. The onRequest hook
-  // covers inject(); for a request already begun it does nothing.
-  const onServerRequest = (req: RequestLike, res: ResponseLike) => monitor.begin(req, res);
-  fastify.server.prependListener('request', onServerRequest);
+  // in fastify.js), so requests begin as the server receives them (server-requests.ts). The
+  // onRequest hook covers inject(); for a request already begun it does nothing.
+  const unhook = hookServerRequests(fastify.server, monitor);
   fastify.addHook('onRequest', (request, reply, done) => {
     monitor.begin(request.raw, reply.raw);
     done();
@@ -53,7 +53,7 @@ const plugin: FastifyPluginAsync<WsgiStatusFastifyOptions> = async (fastify, opt
     done();
   });
   fastify.addHook('onClose', () => {
-    fastify.server.removeListener('request', onServerRequest);
+    unhook();
     return release();
   });
 };

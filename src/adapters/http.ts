@@ -6,15 +6,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestLike, ResponseLike, WsgiStatusMonitor } from '../monitor.js';
 import type { WsgiStatusOptions } from '../options.js';
+import { hookServerRequests, type RequestEmitter } from './server-requests.js';
 import { acquireMonitor } from './shared.js';
 
-/** A server that emits `'request'` with `(req, res)`: `http.Server`, `https.Server`, `http2` servers. */
-export interface RequestEmitter {
-  prependListener(event: 'request', listener: (req: RequestLike, res: ResponseLike) => void): unknown;
-  removeListener(event: 'request', listener: (req: RequestLike, res: ResponseLike) => void): unknown;
-  once(event: 'close', listener: () => void): unknown;
-  address(): ReturnType<import('../monitor.js').ListeningServer['address']>;
-}
+export type { RequestEmitter } from './server-requests.js';
 
 /** What {@link instrument} returns. */
 export interface Instrumentation {
@@ -26,7 +21,9 @@ export interface Instrumentation {
 
 /**
  * Counts every request of `server` into the status file at `path`. The
- * server's `'close'` closes the monitor too.
+ * server's `'close'` closes the monitor too. An http/https server is heard on
+ * Node's request diagnostics channel (`'checkContinue'` requests included,
+ * hand-emitted `'request'` events not); any other server on `'request'`.
  *
  * @example
  * const server = http.createServer(app);
@@ -38,12 +35,10 @@ export function instrument(server: RequestEmitter, path: string, options?: WsgiS
     throw new TypeError('wsgi-status: instrument(server, path) needs an http.Server (or anything that emits "request")');
   }
   const { monitor, release } = acquireMonitor(path, options);
-  // Prepended, so the request's clock starts before the app's own handler runs.
-  const onRequest = (req: RequestLike, res: ResponseLike) => monitor.begin(req, res);
-  server.prependListener('request', onRequest);
+  const unhook = hookServerRequests(server, monitor);
   monitor.observeServer(server);
   const close = () => {
-    server.removeListener('request', onRequest);
+    unhook();
     return release();
   };
   server.once('close', () => void close());

@@ -26,10 +26,10 @@
  */
 import dc from 'node:diagnostics_channel';
 import { lstatSync, mkdirSync } from 'node:fs';
-import { Server as HttpServer } from 'node:http';
 import { dirname } from 'node:path';
-import type { RequestLike, ResponseLike, WsgiStatusMonitor } from '../monitor.js';
+import type { WsgiStatusMonitor } from '../monitor.js';
 import { PREFIX, readRegisterConfig, reason } from './register-env.js';
+import { isHttpServer, onRequestStart } from './server-requests.js';
 import { acquireMonitor } from './shared.js';
 
 const ONCE = Symbol.for('wsgi-status.register');
@@ -59,14 +59,6 @@ function privateDirectory(dir: string): void {
   if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid) || (stat.mode & 0o022) !== 0) {
     throw new Error(`${dir} is not a directory private to this user; set WSGI_STATUS_FILE`);
   }
-}
-
-/** An http.Server or https.Server: not a plain net.Server (a cluster primary's, the stats server), not tls alone. */
-function isHttpServer(server: unknown): boolean {
-  if (server instanceof HttpServer) return true;
-  // https.Server is a tls.Server, not an http.Server; node:https is only loaded for a TLS server.
-  if (typeof (server as { setSecureContext?: unknown } | null)?.setSecureContext !== 'function') return false;
-  return server instanceof process.getBuiltinModule('node:https').Server;
 }
 
 function start(): void {
@@ -111,9 +103,8 @@ function start(): void {
     if (isHttpServer(server)) open()?.observeServer(server);
   });
   // The hot path: one property read each for the request and response, then the monitor's begin().
-  dc.subscribe('http.server.request.start', (message) => {
-    const { request, response } = message as { request: RequestLike; response: ResponseLike };
-    (monitor ?? open())?.begin(request, response);
+  onRequestStart((message) => {
+    (monitor ?? open())?.begin(message.request, message.response);
   });
 }
 

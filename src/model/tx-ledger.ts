@@ -60,6 +60,19 @@ export class TxLedger {
     if (seen === undefined) this.add(connection);
   }
 
+  /**
+   * Whether `connection` is watched already: one property read, the request
+   * path's whole cost per request once its connection is known. Never throws.
+   */
+  watches(connection: ConnectionLike | null | undefined): boolean {
+    if (connection == null) return false;
+    try {
+      return (connection as unknown as Record<symbol, unknown>)[this.seen] !== undefined;
+    } catch {
+      return false; // the socket proxy of an HTTP/2 session already gone throws on every property
+    }
+  }
+
   /** Bytes written so far: closed connections, plus what the open ones wrote since first seen. */
   total(): number {
     let total = this.closed;

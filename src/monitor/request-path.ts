@@ -57,8 +57,14 @@ export class RequestPath {
   private readonly failedKey = Symbol('wsgi-status:failed');
   /** PENDING failure marks not yet taken by their end: while 0, an end need not look for one. */
   private failuresPending = 0;
-  private current: RequestLike | null = null;
-  private lastResponse: ResponseLike | null = null;
+  /**
+   * The latest request begun, and whether it is still in flight: one
+   * reference serves both the double-begin check and the busy worker's
+   * `method`/`uri` (storing a new object into this long-lived one costs a
+   * write barrier; a boolean does not).
+   */
+  private lastRequest: RequestLike | null = null;
+  private lastInFlight = false;
   private lastServer: unknown;
 
   constructor(options: { recordRequest: boolean; report: (kind: string, error: unknown) => void }) {
@@ -72,25 +78,19 @@ export class RequestPath {
       // The same request twice in a row (Fastify's server listener and hook, a
       // middleware mounted twice): count it once. Kept after the end, since a
       // response that had already closed ends before its second begin().
-      if (res === this.lastResponse) return;
-      this.lastResponse = res;
-      const now = clock();
-      this.tracker.begin(now);
+      if (req === this.lastRequest) return;
+      this.lastRequest = req;
+      this.lastInFlight = true;
+      const start = clock();
+      this.tracker.begin(start);
       // Watch at once: nothing below may leave a begun request without its end (stuck "busy").
       // The start time lives in a closure, not on `res`: Express swaps the
       // prototype of every response, which makes each new property on it a
       // slow store (measured: 4.4% -> 2.8% of an Express server's CPU).
-      onResponseEnd(res, () => this.end(res, now));
-      if (this.recordRequest) this.current = req;
+      onResponseEnd(res, () => this.end(res, req, start));
+      // The rest is per connection: one property read for every request after its first.
       const socket = req.socket as (SocketLike & ConnectionLike) | null | undefined;
-      // tx is counted per connection; an HTTP/2 request's is its session's socket.
-      this.ledger.watch(
-        req.httpVersionMajor === 2
-          ? (res as { stream?: { session?: { socket?: ConnectionLike } } }).stream?.session?.socket
-          : socket,
-      );
-      const server = socket?.server;
-      if (server !== this.lastServer) this.observeServer(server);
+      if (!this.ledger.watches(socket)) this.connectionSeen(req, res, socket);
     } catch (error) {
       this.report('request', error);
     }
@@ -133,12 +133,24 @@ export class RequestPath {
 
   /** The latest request still in flight, when recorded; `null` while idle. */
   currentRequest(): CurrentRequest | null {
-    const current = this.tracker.inFlight > 0 ? this.current : null;
+    const current = this.recordRequest && this.lastInFlight ? this.lastRequest : null;
     if (current === null) return null;
     return { method: current.method, uri: current.url === undefined ? undefined : pathOf(current.url) };
   }
 
-  private end(res: ResponseLike, start: number): void {
+  /** A connection's first request: its bytes are counted from now on, its server's address noted. */
+  private connectionSeen(req: RequestLike, res: ResponseLike, socket: (SocketLike & ConnectionLike) | null | undefined): void {
+    // An HTTP/2 request's bytes are its session's: the session's socket is watched.
+    this.ledger.watch(
+      req.httpVersionMajor === 2
+        ? (res as { stream?: { session?: { socket?: ConnectionLike } } }).stream?.session?.socket
+        : socket,
+    );
+    const server = socket?.server;
+    if (server !== this.lastServer) this.observeServer(server);
+  }
+
+  private end(res: ResponseLike, req: RequestLike, start: number): void {
     try {
       let failed = res.statusCode >= 500;
       // A COUNTED mark needs nothing here: it is only set on a response below 500 that has been sent.
@@ -147,7 +159,7 @@ export class RequestPath {
         failed = true;
       }
       this.tracker.end(clock() - start, failed);
-      if (this.current !== null && this.current === (res as { req?: RequestLike }).req) this.current = null;
+      if (req === this.lastRequest) this.lastInFlight = false;
     } catch (error) {
       this.report('request', error);
     }
