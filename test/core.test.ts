@@ -194,7 +194,8 @@ describe('wsgiStatus(path) in Express', () => {
     // One temporary file per write; the watcher may miss the boundaries of the window by one tick each way.
     assert.ok(Math.abs(writes.size - ticks) <= 2, `${writes.size} writes for ${ticks} ticks`);
     assert.ok(writes.size <= Math.ceil(elapsed / 50) + 6, `${writes.size} writes in ${elapsed} ms at a 50 ms interval`);
-    assert.ok(writes.size < 200, `${writes.size} writes for 2,000 requests`);
+    // Proportional to time, not to requests: however slow the machine, far fewer writes than requests.
+    assert.ok(writes.size < 1000, `${writes.size} writes for 2,000 requests`);
   });
 });
 

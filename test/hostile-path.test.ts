@@ -47,6 +47,24 @@ import { ClusterGroup, type LoadResult, startLoad, totalRequests } from './suppo
 import { sleep, tempDir } from './support/helpers.ts';
 
 const INTERVAL = 200;
+
+/** Runs `task` holding the status file's lock (proper-lockfile's: the directory `<path>.lock`). */
+async function underLock(path: string, task: () => void): Promise<void> {
+  for (;;) {
+    try {
+      mkdirSync(`${path}.lock`);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      await sleep(1);
+    }
+  }
+  try {
+    task();
+  } finally {
+    rmdirSync(`${path}.lock`);
+  }
+}
 const PHASE_MS = 1500;
 const FAULT_AT_MS = 300;
 const RATE = 200;
@@ -187,7 +205,9 @@ describe('a 4-worker app while hostile things are put at the status path (issue 
       const load = startLoad(port, { concurrency: 4, durationMs: PHASE_MS, ratePerSecond: RATE });
       await sleep(FAULT_AT_MS);
       if (fault.removeAfterMs === undefined) {
-        renameSync(staged, path);
+        // Under the writers' own lock, as a cooperating tool would: a write in progress would
+        // otherwise rename its document over the fault before any worker has read it.
+        await underLock(path, () => renameSync(staged, path));
       } else {
         // rename() cannot put a directory over a file: unlink the file first (a worker may write in between: again).
         for (;;) {
