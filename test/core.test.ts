@@ -5,12 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
-import {
-  connect as connectHttp2,
-  createServer as createHttp2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-} from 'node:http2';
+import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +13,7 @@ import express from 'express';
 import { instrument, wrap } from '../src/adapters/http.ts';
 import { wsgiStatus } from '../src/index.ts';
 import type { UwsgiDocument } from '../src/model/document.ts';
+import { http2Client } from './support/frameworks-harness.ts';
 import {
   assertAllUint,
   closeServer,
@@ -269,28 +265,21 @@ describe('instrument(server, path) and wrap(handler, path)', () => {
     assert.equal(server.listenerCount('request'), 1, 'one listener, so Node calls it directly');
     assert.deepEqual(server.listeners('request'), [handler], "listeners() still shows the app's handler");
     const port = await listen(server as unknown as Server);
-    const session = connectHttp2(`http://127.0.0.1:${port}`);
-    const fetch2 = (path: string) =>
-      new Promise<void>((resolve, reject) => {
-        const stream = session.request({ ':path': path });
-        stream.on('error', reject);
-        stream.resume();
-        stream.on('end', () => resolve());
-      });
-    await fetch2('/');
+    const client = http2Client(port);
+    await client.get('/');
     assert.deepEqual(seen, [server], "the handler is called with the server as 'this', as before");
     // A listener added later runs after the monitor began the request.
     const later: string[] = [];
     server.on('request', () => later.push(status.monitor.snapshot().status));
-    await fetch2('/');
+    await client.get('/');
     assert.deepEqual(later, ['busy']);
     assert.equal(workerOf(await waitForStatus(file, (d) => (workerOf(d)?.requests ?? 0) >= 2))!.requests, 2);
     await status.close();
     assert.equal(server.rawListeners('request')[0], handler, 'close() puts the handler back first');
     assert.equal(server.listenerCount('request'), 2);
-    await fetch2('/');
+    await client.get('/');
     assert.equal(seen.length, 3);
-    session.close();
+    client.close();
     await closeServer(server as unknown as Server);
     cleanup();
   });

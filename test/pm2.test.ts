@@ -79,6 +79,18 @@ async function assertExactTotal(t: TestContext, file: string, ok: number): Promi
   assert.equal(sumRequests(readDocument(file)), ok, 'and it stays there');
 }
 
+/** The 4-instance cluster, settled, with the status file read every 100 ms and the load running for 500 ms. */
+async function clusterUnderLoad(t: TestContext) {
+  const { pm2, file, port } = await cluster(t);
+  await settled(pm2, file);
+  const poller = new InvariantPoller(file, 100);
+  t.after(() => poller.stop());
+  const load = startLoad(port, LOAD);
+  t.after(() => load.stop());
+  await sleep(500);
+  return { pm2, file, poller, load };
+}
+
 function assertNoViolation(t: TestContext, poller: InvariantPoller): void {
   const report = poller.stop();
   t.diagnostic(`${report.reads} reads of the status file, ${report.violations.length} violations`);
@@ -90,13 +102,7 @@ describe('PM2 cluster mode, 4 instances, under load', () => {
   for (let run = 1; run <= RUNS; run++) {
     describe(`when pm2 reload runs three times in a row${RUNS > 1 ? ` (run ${run} of ${RUNS})` : ''}`, () => {
       it('should keep invariants 1–6 on every read and count every response exactly once', { timeout: 180_000 }, async (t) => {
-        const { pm2, file, port } = await cluster(t);
-        await settled(pm2, file);
-        const poller = new InvariantPoller(file, 100);
-        t.after(() => poller.stop());
-        const load = startLoad(port, LOAD);
-        t.after(() => load.stop());
-        await sleep(500);
+        const { pm2, file, poller, load } = await clusterUnderLoad(t);
         for (let reload = 0; reload < 3; reload++) {
           await pm2.run('reload', 'app');
           await sleep(300);
@@ -121,13 +127,7 @@ describe('PM2 cluster mode, 4 instances, under load', () => {
     it('should keep invariants 1–6: cheap rows after the scale-down, their counters carried on after the scale-up', {
       timeout: 180_000,
     }, async (t) => {
-      const { pm2, file, port } = await cluster(t);
-      await settled(pm2, file);
-      const poller = new InvariantPoller(file, 100);
-      t.after(() => poller.stop());
-      const load = startLoad(port, LOAD);
-      t.after(() => load.stop());
-      await sleep(500);
+      const { pm2, file, poller, load } = await clusterUnderLoad(t);
 
       await pm2.run('restart', 'app');
       let { document } = await settled(pm2, file);

@@ -164,14 +164,7 @@ describe('reconcile(parsed, claimant, liveness)', () => {
       // The old process writes once more with 46 requests of its own: it keeps its slot, the successor keeps the row.
       const drained = reconcile(
         next(first),
-        {
-          pid: old,
-          preferredId: 1,
-          current: holding(1),
-          entry: proc(1, old, { requests: 46, lastUpdate: NOW }),
-          committed: null,
-          leaving: false,
-        },
+        claimant({ pid: old, preferredId: 1, current: holding(1), entry: proc(1, old, { requests: 46, lastUpdate: NOW }) }),
         liveness([old, 12, successor]),
       );
       assert.equal(drained.assignment.id, 1, 'it never moves to another slot');
@@ -186,14 +179,13 @@ describe('reconcile(parsed, claimant, liveness)', () => {
       assert.equal(row(withSuccessor, 1).requests, 49);
       const exited = reconcile(
         next(withSuccessor),
-        {
+        claimant({
           pid: old,
           preferredId: 1,
           current: holding(1),
           entry: proc(1, old, { requests: 47, lastUpdate: NOW }),
-          committed: null,
           leaving: true,
-        },
+        }),
         liveness([old, 12, successor]),
       );
       assert.equal(row(exited, 1).requests, 50, '47 + 3');

@@ -40,6 +40,9 @@ function advance(entry: OpenConnection, written: number | undefined): void {
   if (written !== undefined && written > entry.last) entry.last = written;
 }
 
+/** What {@link TxLedger} reads as a connection's mark when there is none to read. */
+const UNREADABLE = Symbol('unreadable');
+
 /** Bytes written on the connections a process's requests came in on. */
 export class TxLedger {
   /** Marks a connection already watched, on the connection itself (a Set lookup per request costs more). */
@@ -48,16 +51,9 @@ export class TxLedger {
   private closed = 0;
   private readonly open = new Map<ConnectionLike, OpenConnection>();
 
-  /** Call for every request with its connection. Cheap for a connection already watched. Never throws. */
+  /** Starts watching `connection` unless it is watched already (or cannot be read). Never throws. */
   watch(connection: ConnectionLike | null | undefined): void {
-    if (connection == null) return;
-    let seen: unknown;
-    try {
-      seen = (connection as unknown as Record<symbol, unknown>)[this.seen];
-    } catch {
-      return; // the socket proxy of an HTTP/2 session already gone throws on every property
-    }
-    if (seen === undefined) this.add(connection);
+    if (this.markOf(connection) === undefined) this.add(connection as ConnectionLike);
   }
 
   /**
@@ -65,12 +61,8 @@ export class TxLedger {
    * path's whole cost per request once its connection is known. Never throws.
    */
   watches(connection: ConnectionLike | null | undefined): boolean {
-    if (connection == null) return false;
-    try {
-      return (connection as unknown as Record<symbol, unknown>)[this.seen] !== undefined;
-    } catch {
-      return false; // the socket proxy of an HTTP/2 session already gone throws on every property
-    }
+    const mark = this.markOf(connection);
+    return mark !== undefined && mark !== UNREADABLE;
   }
 
   /** Bytes written so far: closed connections, plus what the open ones wrote since first seen. */
@@ -86,6 +78,16 @@ export class TxLedger {
   /** Connections being watched. */
   get size(): number {
     return this.open.size;
+  }
+
+  /** The connection's mark: undefined when never watched, UNREADABLE for none (or a dead HTTP/2 socket proxy). */
+  private markOf(connection: ConnectionLike | null | undefined): unknown {
+    if (connection == null) return UNREADABLE;
+    try {
+      return (connection as unknown as Record<symbol, unknown>)[this.seen];
+    } catch {
+      return UNREADABLE; // the socket proxy of an HTTP/2 session already gone throws on every property
+    }
   }
 
   private add(connection: ConnectionLike): void {
