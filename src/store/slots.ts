@@ -174,13 +174,31 @@ export function renderWorkers(slots: Iterable<SlotRecord>, live: ProcessEntry[],
       totals.runningTime += entry.running_time;
     }
     const owner = attached.find((entry) => entry.pid === slot.pid) ?? null;
-    const common = { id: slot.id, respawnCount: slot.respawn_count, ...totals, eventLoopUtilization: 0, eventLoopDelay: 0 };
+    // Object literals with every field, not spreads: a tick renders every row.
     if (owner === null) {
       rows.push(
         buildWorker({
-          ...common,
-          ...{ pid: 0, accepting: false, deltaRequests: 0, inFlight: 0, rss: 0, vsz: 0, heapUsed: 0, lastSpawn: 0 },
-          ...{ avgRt: 0, requestStart: 0, now: slot.cheap_since, listen: [], status: 'cheap' },
+          id: slot.id,
+          respawnCount: slot.respawn_count,
+          requests: totals.requests,
+          exceptions: totals.exceptions,
+          tx: totals.tx,
+          runningTime: totals.runningTime,
+          pid: 0,
+          accepting: false,
+          deltaRequests: 0,
+          inFlight: 0,
+          rss: 0,
+          vsz: 0,
+          heapUsed: 0,
+          lastSpawn: 0,
+          avgRt: 0,
+          requestStart: 0,
+          eventLoopUtilization: 0,
+          eventLoopDelay: 0,
+          now: slot.cheap_since,
+          listen: [],
+          status: 'cheap',
         }),
       );
       continue;
@@ -188,7 +206,12 @@ export function renderWorkers(slots: Iterable<SlotRecord>, live: ProcessEntry[],
     const stuck = now - owner.last_update > 1.5 * owner.interval;
     rows.push(
       buildWorker({
-        ...common,
+        id: slot.id,
+        respawnCount: slot.respawn_count,
+        requests: totals.requests,
+        exceptions: totals.exceptions,
+        tx: totals.tx,
+        runningTime: totals.runningTime,
         pid: owner.pid,
         accepting: owner.accepting === 1,
         deltaRequests: owner.requests,
