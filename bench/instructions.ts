@@ -27,6 +27,15 @@
  *   `--predictable-gc-schedule` fixes the heap's growth (otherwise sized from
  *   measured GC speed, i.e. wall time) and turns off the memory reducer (a
  *   timer), and `--single-threaded-gc` does all of it on the counted thread;
+ *   Express promotes about 10 KB a request (Express's and Node's own
+ *   objects: its floor and bare do the same), so a mark-compact and its
+ *   sweeping came every ~1,000 requests, about 50,000 instructions a request
+ *   when one landed in a window of 1,000 and 0 when none did: two samples of
+ *   the Express middleware read 658,706 and 700,295. With
+ *   `--initial-old-space-size=512` the old generation never fills again after
+ *   the forced full GC, so no window holds a mark-compact: the count is the
+ *   requests' own work and their scavenges (retention is what `npm run
+ *   bench`'s memory check measures);
  * - JIT tiers: optimised code was installed by a background thread whenever
  *   valgrind scheduled it. `--no-concurrent-recompilation` compiles on the
  *   main thread at the request that triggers it, and the warm-up is long
@@ -101,6 +110,8 @@ const NODE_FLAGS = [
   // V8 seeds its heap layout and hash tables per process; with a random seed
   // one process in six read about 0.6% higher (stub-cache collisions).
   '--random-seed=1',
+  // No mark-compact after the one forced half-way through the warm-up (see above).
+  '--initial-old-space-size=512',
 ];
 
 const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
