@@ -21,9 +21,8 @@
  *   the machine's load. Here one keep-alive connection sends one request at
  *   a time, for the warm-up and the window alike;
  * - garbage collection: a scavenge or a mark-compact landing inside or
- *   outside the window. A full GC runs half-way through the warm-up, and the
- *   window starts and ends with a scavenge, so it pays exactly for what its
- *   requests allocated;
+ *   outside the window. The window starts and ends with a scavenge, so it
+ *   pays exactly for what its requests allocated;
  *   `--predictable-gc-schedule` fixes the heap's growth (otherwise sized from
  *   measured GC speed, i.e. wall time) and turns off the memory reducer (a
  *   timer), and `--single-threaded-gc` does all of it on the counted thread;
@@ -32,10 +31,11 @@
  *   sweeping came every ~1,000 requests, about 50,000 instructions a request
  *   when one landed in a window of 1,000 and 0 when none did: two samples of
  *   the Express middleware read 658,706 and 700,295. With
- *   `--initial-old-space-size=512` the old generation never fills again after
- *   the forced full GC, so no window holds a mark-compact: the count is the
- *   requests' own work and their scavenges (retention is what `npm run
- *   bench`'s memory check measures);
+ *   `--initial-old-space-size=512` the old generation does not fill in a
+ *   sample's life, so no mark-compact runs at all: the count is the requests'
+ *   own work and their scavenges (retention is what `npm run bench`'s memory
+ *   check measures). No full GC is forced either: it deoptimises the code
+ *   that held objects it frees, which then is optimised again in the window;
  * - JIT tiers: optimised code was installed by a background thread whenever
  *   valgrind scheduled it. `--no-concurrent-recompilation` compiles on the
  *   main thread at the request that triggers it, and the warm-up is long
@@ -44,7 +44,7 @@
  *   under valgrind (50 times slower) weigh 50 times more: the status file is
  *   written once an hour (a sample whose process wrote it is discarded and
  *   run again), and wsgi-status samples the event-loop delay ten times per
- *   interval.
+ *   interval;
  * - V8's per-process randomness: its random seed places the heap and seeds
  *   the hash tables, and one process in six read 0.6% higher than the rest;
  *   `--random-seed=1` makes every process the same.
@@ -76,20 +76,22 @@ import { connect, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forkServer } from './fork-server.ts';
-import { variantLabel } from './variants.ts';
+import { benchSettings, variantLabel } from './variants.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /**
- * Requests of warm-up, then counted, per framework: V8 (with the flags below)
- * stops compiling after about 4,000 requests on node:http and Koa and 5,000
- * on Express (`--trace-opt`); Express costs ten times what node:http does
- * per request, so it counts fewer.
+ * Requests of warm-up, then counted, per framework. With the flags below,
+ * `--trace-opt` over 8,000 more requests shows nothing optimised after 8,000
+ * on node:http; on Koa and Express the last request-path function
+ * (`onParserExecuteCommon`, Express's `set`) is optimised by about 8,000, and
+ * only small functions of timers and promises (`get body`, `get`) later.
+ * Express costs ten times what node:http does per request, so it counts fewer.
  */
 const WINDOWS: Record<string, { warmup: number; requests: number }> = {
   http: { warmup: 8_000, requests: 4_000 },
-  koa: { warmup: 6_000, requests: 2_000 },
-  express: { warmup: 6_000, requests: 1_000 },
-  fastify: { warmup: 6_000, requests: 2_000 },
+  koa: { warmup: 8_000, requests: 2_000 },
+  express: { warmup: 8_000, requests: 1_000 },
+  fastify: { warmup: 8_000, requests: 2_000 },
 };
 const windowOf = (framework: string) => ({
   warmup: Number(process.env.BENCH_WARMUP ?? WINDOWS[framework]?.warmup ?? 6_000),
@@ -110,7 +112,7 @@ const NODE_FLAGS = [
   // V8 seeds its heap layout and hash tables per process; with a random seed
   // one process in six read about 0.6% higher (stub-cache collisions).
   '--random-seed=1',
-  // No mark-compact after the one forced half-way through the warm-up (see above).
+  // No mark-compact in a sample's life (see above).
   '--initial-old-space-size=512',
 ];
 
@@ -217,11 +219,10 @@ async function sample(framework: string, variant: string, run: number, dir: stri
   });
   const { warmup, requests } = windowOf(framework);
   const client = await Client.open(port);
-  await client.send(warmup / 2);
-  // A full GC deoptimises code that held objects it frees, so it comes half-way
-  // through the warm-up, not at its end; the window begins after a scavenge.
-  await ask(child, 'gc', 'usage');
-  await client.send(warmup / 2);
+  // No full GC anywhere: one deoptimises the code that held objects it frees
+  // ("weak objects"), and Koa's `set body` then took 3,000 requests to be
+  // optimised again, into the window. The window begins after a scavenge.
+  await client.send(warmup);
   await ask(child, 'zero', 'zeroed');
   await client.send(requests);
   const { ticked } = await ask(child, 'dump', 'dumped');
@@ -293,7 +294,7 @@ async function main(): Promise<void> {
     };
     await Promise.all(Array.from({ length: PARALLEL }, worker));
     const lines = [
-      `Command: \`npm run bench:instructions\` (callgrind, main thread; ${RUNS} fresh processes per variant, interleaved; ${FRAMEWORKS.map((framework) => `${framework}: ${windowOf(framework).warmup.toLocaleString('en')} requests of warm-up, then ${windowOf(framework).requests.toLocaleString('en')} counted`).join('; ')}; one request at a time on one keep-alive connection; hello world, Node ${process.version}; ${Math.round((Date.now() - started) / 60_000)} min).`,
+      `Command: \`${benchSettings()}npm run bench:instructions\` (callgrind, main thread; ${RUNS} fresh processes per variant, interleaved; ${FRAMEWORKS.map((framework) => `${framework}: ${windowOf(framework).warmup.toLocaleString('en')} requests of warm-up, then ${windowOf(framework).requests.toLocaleString('en')} counted`).join('; ')}; one request at a time on one keep-alive connection; hello world, Node ${process.version}; ${Math.round((Date.now() - started) / 60_000)} min).`,
       '',
       '| framework | variant | instructions per request, median (min–max) | × bare | × floor |',
       '|---|---|---|---:|---:|',

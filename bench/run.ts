@@ -37,7 +37,7 @@ import autocannon from 'autocannon';
 import { forkServer } from './fork-server.ts';
 import { profileShare } from './profile.ts';
 import { measureTicks } from './ticks.ts';
-import { variantLabel } from './variants.ts';
+import { benchSettings, variantLabel } from './variants.ts';
 
 const SETS = Number(process.env.BENCH_SETS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -329,7 +329,7 @@ async function main(): Promise<void> {
 
   const lines: string[] = [];
   lines.push(
-    `Command: \`npm run bench\` (${SETS} sets of fresh processes × ${ROUNDS} rounds × ${SECONDS} s; the variants of a framework loaded side by side on one core, ${CONNECTIONS} connections each). Machine: ${machine()}.`,
+    `Command: \`${benchSettings()}npm run bench\` (${SETS} sets of fresh processes × ${ROUNDS} rounds × ${SECONDS} s; the variants of a framework loaded side by side on one core, ${CONNECTIONS} connections each). Machine: ${machine()}.`,
     '',
   );
   lines.push(

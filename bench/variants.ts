@@ -1,4 +1,4 @@
-/** How the benchmarks' tables name a variant of bench/server.ts. */
+/** How the benchmarks' tables name a variant of bench/server.ts, and the settings a run was given. */
 const LABELS: Record<string, string> = {
   'wsgi-status': '**wsgi-status**',
   // wsgi-status on the framework's http.Server (src/adapters/http.ts) instead of in its chain.
@@ -9,4 +9,12 @@ const LABELS: Record<string, string> = {
 
 export function variantLabel(variant: string): string {
   return LABELS[variant] ?? variant;
+}
+
+/** The BENCH_* settings a run was given, as a shell prefix of its command line (empty when none). */
+export function benchSettings(): string {
+  return Object.entries(process.env)
+    .filter(([key]) => key.startsWith('BENCH_') && key !== 'BENCH_PINNED' && key !== 'BENCH_OUT' && key !== 'BENCH_DIR')
+    .map(([key, value]) => `${key}=${value} `)
+    .join('');
 }
