@@ -52,6 +52,21 @@ describe('formatUwsgiJson(document)', () => {
     });
   }
 
+  it('should give valid JSON equal to the input for any value: non-finite numbers as null, undefined members left out, arrays in arrays, strings escaped', () => {
+    // More distinct keys than the formatter quotes once and keeps (256), so both paths run.
+    const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`key "${i}"\n`, i]));
+    const value = {
+      many,
+      odd: [Number.NaN, Number.POSITIVE_INFINITY, -0, true, null, 'tab\there'],
+      nested: [[1, [2]], []],
+      gone: undefined,
+    };
+    const text = formatUwsgiJson(value);
+    assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(value)));
+    // Formatting again (keys now quoted from the cache) gives the same text.
+    assert.equal(formatUwsgiJson(value), text);
+  });
+
   it("should reproduce uWSGI's --stats-minified output byte for byte", () => {
     const raw = fixture('stats-cheap-minified-raw.json');
     assert.equal(formatMinifiedJson(JSON.parse(raw)), raw);
