@@ -47,6 +47,11 @@ import { ClusterGroup, type LoadResult, startLoad, totalRequests } from './suppo
 import { sleep, tempDir } from './support/helpers.ts';
 
 const INTERVAL = 200;
+const PHASE_MS = 1500;
+const FAULT_AT_MS = 300;
+const RATE = 200;
+const run = promisify(execFile);
+const isRoot = process.getuid?.() === 0;
 
 /** Runs `task` holding the status file's lock (proper-lockfile's: the directory `<path>.lock`). */
 async function underLock(path: string, task: () => void): Promise<void> {
@@ -65,11 +70,6 @@ async function underLock(path: string, task: () => void): Promise<void> {
     rmdirSync(`${path}.lock`);
   }
 }
-const PHASE_MS = 1500;
-const FAULT_AT_MS = 300;
-const RATE = 200;
-const run = promisify(execFile);
-const isRoot = process.getuid?.() === 0;
 
 function p99(latencies: number[]): number {
   const sorted = [...latencies].sort((a, b) => a - b);

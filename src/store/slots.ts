@@ -174,36 +174,10 @@ export function renderWorkers(slots: Iterable<SlotRecord>, live: ProcessEntry[],
       totals.runningTime += entry.running_time;
     }
     const owner = attached.find((entry) => entry.pid === slot.pid) ?? null;
-    // Object literals with every field, not spreads: a tick renders every row.
-    if (owner === null) {
-      rows.push(
-        buildWorker({
-          id: slot.id,
-          respawnCount: slot.respawn_count,
-          requests: totals.requests,
-          exceptions: totals.exceptions,
-          tx: totals.tx,
-          runningTime: totals.runningTime,
-          pid: 0,
-          accepting: false,
-          deltaRequests: 0,
-          inFlight: 0,
-          rss: 0,
-          vsz: 0,
-          heapUsed: 0,
-          lastSpawn: 0,
-          avgRt: 0,
-          requestStart: 0,
-          eventLoopUtilization: 0,
-          eventLoopDelay: 0,
-          now: slot.cheap_since,
-          listen: [],
-          status: 'cheap',
-        }),
-      );
-      continue;
-    }
-    const stuck = now - owner.last_update > 1.5 * owner.interval;
+    const stuck = owner !== null && now - owner.last_update > 1.5 * owner.interval;
+    const inFlight = owner?.in_flight ?? 0;
+    // One object literal with every field, not spreads: a tick renders every row.
+    // A slot no process serves (no owner) is uWSGI's cheap row: its counters, zeros elsewhere.
     rows.push(
       buildWorker({
         id: slot.id,
@@ -212,23 +186,23 @@ export function renderWorkers(slots: Iterable<SlotRecord>, live: ProcessEntry[],
         exceptions: totals.exceptions,
         tx: totals.tx,
         runningTime: totals.runningTime,
-        pid: owner.pid,
-        accepting: owner.accepting === 1,
-        deltaRequests: owner.requests,
-        inFlight: stuck ? Math.max(1, owner.in_flight) : owner.in_flight,
-        rss: owner.rss,
-        vsz: owner.vsz,
-        heapUsed: owner.heap_used,
-        lastSpawn: owner.last_spawn,
-        avgRt: owner.avg_rt,
-        requestStart: owner.request_start,
-        eventLoopUtilization: owner.event_loop_utilization,
-        eventLoopDelay: owner.event_loop_delay,
-        now: owner.last_update,
-        method: owner.method,
-        uri: owner.uri,
-        listen: owner.listen ?? [],
-        status: stuck ? 'busy' : undefined,
+        pid: owner?.pid ?? 0,
+        accepting: owner?.accepting === 1,
+        deltaRequests: owner?.requests ?? 0,
+        inFlight: stuck ? Math.max(1, inFlight) : inFlight,
+        rss: owner?.rss ?? 0,
+        vsz: owner?.vsz ?? 0,
+        heapUsed: owner?.heap_used ?? 0,
+        lastSpawn: owner?.last_spawn ?? 0,
+        avgRt: owner?.avg_rt ?? 0,
+        requestStart: owner?.request_start ?? 0,
+        eventLoopUtilization: owner?.event_loop_utilization ?? 0,
+        eventLoopDelay: owner?.event_loop_delay ?? 0,
+        now: owner?.last_update ?? slot.cheap_since,
+        method: owner?.method,
+        uri: owner?.uri,
+        listen: owner?.listen ?? [],
+        status: owner === null ? 'cheap' : stuck ? 'busy' : undefined,
       }),
     );
   }
