@@ -39,8 +39,13 @@ function fixtureEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, NODE_ENV: 'test', ...extra };
 }
 
-/** Starts a fixture from the repository's root; resolves with the port it prints once listening. */
-function start(t: TestContext, args: string[], env: Record<string, string>): Promise<App> {
+/**
+ * Starts a fixture from the repository's root; resolves with the port it prints once listening.
+ * After the test the app is killed and its exit awaited before `cleanup` runs: node:test runs
+ * `after` hooks in the order they were added, and a hook that throws (a directory still being
+ * written to) skips the ones after it, which would leave the app running and the test hanging.
+ */
+function start(t: TestContext, args: string[], env: Record<string, string>, cleanup?: () => unknown): Promise<App> {
   const child = spawn(process.execPath, args, { cwd: root, env: fixtureEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -50,8 +55,10 @@ function start(t: TestContext, args: string[], env: Record<string, string>): Pro
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  t.after(() => {
+  t.after(async () => {
     child.kill('SIGKILL');
+    await exited;
+    await cleanup?.();
   });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${args.join(' ')} did not start: ${stdout}${stderr}`)), 20_000);
@@ -65,6 +72,16 @@ function start(t: TestContext, args: string[], env: Record<string, string>): Pro
     });
     void exited.then(({ code }) => reject(new Error(`${args.join(' ')} exited with ${code}: ${stdout}${stderr}`)));
   });
+}
+
+/** Whether a process of ours is still running (signal 0 only checks). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A request the client gives up on once the app shows it in flight. */
@@ -91,9 +108,8 @@ describe('wsgi-status/register', () => {
     describe(`when ${name}`, () => {
       it('should count requests, in-flight, busy/idle, 5xx, tx and aborts as the adapters do, and remove the slot on SIGTERM', async (t) => {
         const { dir, cleanup } = tempDir('wsgi-status-register-');
-        t.after(cleanup);
         const file = join(dir, 'status.json');
-        const app = await start(t, args, { WSGI_STATUS_FILE: file, WSGI_STATUS_INTERVAL: '50' });
+        const app = await start(t, args, { WSGI_STATUS_FILE: file, WSGI_STATUS_INTERVAL: '50' }, cleanup);
         // Before any request: one idle worker, its listening address in sockets.
         const idle = await waitForStatus(file, (d) => d.workers.length === 1, 10_000);
         assert.equal(idle.workers[0].pid, app.child.pid);
@@ -150,14 +166,27 @@ describe('wsgi-status/register', () => {
   describe('when a node:cluster app with 4 workers runs with NODE_OPTIONS=--import wsgi-status/register', () => {
     it('should list 4 idle workers before the first request, the primary as pid only, and count every response', async (t) => {
       const { dir, cleanup } = tempDir('wsgi-status-register-');
-      t.after(cleanup);
       const file = join(dir, 'status.json');
-      const app = await start(t, ['test/support/processes/register/cluster.mjs'], {
-        WSGI_STATUS_FILE: file,
-        WSGI_STATUS_INTERVAL: '250',
-        NODE_OPTIONS: IMPORT.join(' '),
-      });
+      let workerPids: number[] = [];
+      // The workers leave once the killed primary's IPC channel closes; the directory goes after them.
+      const afterWorkers = async () => {
+        await until(() => workerPids.every((pid) => !alive(pid)), 'the workers to exit', 10_000).catch(() => {
+          for (const pid of workerPids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+        });
+        cleanup();
+      };
+      const app = await start(
+        t,
+        ['test/support/processes/register/cluster.mjs'],
+        {
+          WSGI_STATUS_FILE: file,
+          WSGI_STATUS_INTERVAL: '250',
+          NODE_OPTIONS: IMPORT.join(' '),
+        },
+        afterWorkers,
+      );
       const before = await waitForStatus(file, (d) => d.workers.length === 4, 15_000);
+      workerPids = before.workers.map((w) => w.pid);
       assert.deepEqual(
         before.workers.map((w) => w.id),
         [1, 2, 3, 4],
@@ -211,12 +240,16 @@ describe('wsgi-status/register', () => {
   describe('when the Express app also mounts the wsgi-status middleware on the same file', () => {
     it('should count each request once', async (t) => {
       const { dir, cleanup } = tempDir('wsgi-status-register-');
-      t.after(cleanup);
       const file = join(dir, 'status.json');
-      const app = await start(t, [...IMPORT, 'test/support/processes/register/express.mjs'], {
-        WSGI_STATUS_FILE: file,
-        WITH_MIDDLEWARE: '1',
-      });
+      const app = await start(
+        t,
+        [...IMPORT, 'test/support/processes/register/express.mjs'],
+        {
+          WSGI_STATUS_FILE: file,
+          WITH_MIDDLEWARE: '1',
+        },
+        cleanup,
+      );
       const agent = new Agent({ keepAlive: true, maxSockets: 4 });
       t.after(() => agent.destroy());
       await Promise.all(
@@ -238,12 +271,16 @@ describe('wsgi-status/register', () => {
   describe('when the environment holds bad values', () => {
     it('should say so in one line on stderr for WSGI_STATUS_INTERVAL=abc and serve every request', async (t) => {
       const { dir, cleanup } = tempDir('wsgi-status-register-');
-      t.after(cleanup);
       const file = join(dir, 'status.json');
-      const app = await start(t, [...IMPORT, 'test/support/processes/register/http.mjs'], {
-        WSGI_STATUS_FILE: file,
-        WSGI_STATUS_INTERVAL: 'abc',
-      });
+      const app = await start(
+        t,
+        [...IMPORT, 'test/support/processes/register/http.mjs'],
+        {
+          WSGI_STATUS_FILE: file,
+          WSGI_STATUS_INTERVAL: 'abc',
+        },
+        cleanup,
+      );
       for (let i = 0; i < 20; i++) assert.equal((await get(app.port, '/')).status, 200);
       await waitForStatus(file, (d) => d.workers[0]?.requests === 20, 10_000);
       const lines = app.stderr().trim().split('\n');
@@ -253,14 +290,18 @@ describe('wsgi-status/register', () => {
 
     it('should report an unwritable file in one line on stderr and serve every request', async (t) => {
       const { dir, cleanup } = tempDir('wsgi-status-register-');
-      t.after(cleanup);
       // A path under a regular file cannot be created, not even by root.
       writeFileSync(join(dir, 'not-a-directory'), '');
       const file = join(dir, 'not-a-directory', 'status.json');
-      const app = await start(t, [...IMPORT, 'test/support/processes/register/http.mjs'], {
-        WSGI_STATUS_FILE: file,
-        WSGI_STATUS_INTERVAL: '20',
-      });
+      const app = await start(
+        t,
+        [...IMPORT, 'test/support/processes/register/http.mjs'],
+        {
+          WSGI_STATUS_FILE: file,
+          WSGI_STATUS_INTERVAL: '20',
+        },
+        cleanup,
+      );
       let served = 0;
       for (let i = 0; i < 40; i++) if ((await get(app.port, '/')).status === 200) served++;
       assert.equal(served, 40);
@@ -274,13 +315,17 @@ describe('wsgi-status/register', () => {
 
     it('should say so for a bad WSGI_STATUS_STATS_HTTP and a bad WSGI_STATUS_STATS, and still count', async (t) => {
       const { dir, cleanup } = tempDir('wsgi-status-register-');
-      t.after(cleanup);
       const file = join(dir, 'status.json');
-      const app = await start(t, [...IMPORT, 'test/support/processes/register/http.mjs'], {
-        WSGI_STATUS_FILE: file,
-        WSGI_STATUS_STATS: 'localhost:99999',
-        WSGI_STATUS_STATS_HTTP: 'maybe',
-      });
+      const app = await start(
+        t,
+        [...IMPORT, 'test/support/processes/register/http.mjs'],
+        {
+          WSGI_STATUS_FILE: file,
+          WSGI_STATUS_STATS: 'localhost:99999',
+          WSGI_STATUS_STATS_HTTP: 'maybe',
+        },
+        cleanup,
+      );
       assert.equal((await get(app.port, '/')).status, 200);
       await waitForStatus(file, (d) => d.workers[0]?.requests === 1, 10_000);
       const lines = app.stderr().trim().split('\n');
@@ -296,15 +341,15 @@ describe('wsgi-status/register', () => {
       // PM2's pm_exec_path names the app when present: a unique one keeps this test's file its own.
       const env = { pm_exec_path: join(dir, 'my app.js') };
       const file = defaultStatusPath({ ...env });
-      t.after(() => {
+      const removeAll = () => {
         rmSync(file, { force: true });
         try {
           rmdirSync(join(file, '..')); // only if no other app's file is in it
         } catch {}
         cleanup();
-      });
+      };
       assert.match(file, /\/wsgi-status-\d+\/my_app-[0-9a-f]{8}\.json$/);
-      const app = await start(t, [...IMPORT, 'test/support/processes/register/http.mjs'], env);
+      const app = await start(t, [...IMPORT, 'test/support/processes/register/http.mjs'], env, removeAll);
       assert.equal((await get(app.port, '/')).status, 200);
       await waitForStatus(file, (d) => d.workers[0]?.requests === 1, 10_000);
       assert.equal(statSync(join(file, '..')).mode & 0o777, 0o700);

@@ -13,7 +13,7 @@ import type { UwsgiDocument, UwsgiWorker } from '../../src/model/document.ts';
 /** A fresh temporary directory, removed by the returned cleanup. */
 export function tempDir(prefix = 'wsgi-status-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true, maxRetries: 5 }) };
 }
 
 /** Starts `server` on 127.0.0.1:0 and resolves with its port. */
