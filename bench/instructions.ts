@@ -42,12 +42,16 @@
  *   enough that every hot function is optimised before the window;
  * - timers that fire per second of wall time rather than per request, which
  *   under valgrind (50 times slower) weigh 50 times more: the status file is
- *   written once an hour (a sample whose process wrote it is discarded and
- *   run again), and wsgi-status samples the event-loop delay ten times per
- *   interval;
+ *   written once an hour (a sample whose window held a write is discarded
+ *   and run again), and wsgi-status samples the event-loop delay ten times
+ *   per interval;
  * - V8's per-process randomness: its random seed places the heap and seeds
- *   the hash tables, and one process in six read 0.6% higher than the rest;
- *   `--random-seed=1` makes every process the same.
+ *   the hash tables and `Math.random()`. Unseeded, one process in six read
+ *   0.6% higher than the rest. Run N of every variant gets `--random-seed=N`,
+ *   so a sample repeats exactly, and the median is over several seeds: one
+ *   seed alone can land a variant in a mode (which of Node's own property
+ *   loads V8 compiles as generic ones, about 360 instructions a request)
+ *   that another variant's code shape and seed happen to avoid.
  * Only the main thread is counted; with the flags above it does all of the
  * process's JavaScript, compilation and GC work.
  *
@@ -109,9 +113,6 @@ const NODE_FLAGS = [
   '--no-concurrent-recompilation',
   // Tier up after a sixteenth of V8's usual budget (67,584), so the warm-up reaches the steady tier sooner.
   '--interrupt-budget=4096',
-  // V8 seeds its heap layout and hash tables per process; with a random seed
-  // one process in six read about 0.6% higher (stub-cache collisions).
-  '--random-seed=1',
   // No mark-compact in a sample's life (see above).
   '--initial-old-space-size=512',
 ];
@@ -198,7 +199,7 @@ function ask(child: import('node:child_process').ChildProcess, type: string, ans
   });
 }
 
-/** Instructions per request of the main thread over one counted window, or null when the status file was written. */
+/** Instructions per request of the main thread over one counted window, or null when the status file was written in it. */
 async function sample(framework: string, variant: string, run: number, dir: string): Promise<number | null> {
   const out = join(dir, `cg.${framework}.${variant}.${run}.${Date.now()}`);
   const { child, port, exited } = await forkServer(framework, variant, {
@@ -212,6 +213,7 @@ async function sample(framework: string, variant: string, run: number, dir: stri
       `--callgrind-out-file=${out}`,
       process.execPath,
       ...NODE_FLAGS,
+      `--random-seed=${run}`,
       '--import',
       'tsx',
     ],
@@ -257,9 +259,9 @@ async function counted(framework: string, variant: string, run: number, dir: str
   for (let attempt = 0; attempt < 3; attempt++) {
     const perRequest = await sample(framework, variant, run, dir);
     if (perRequest !== null) return perRequest;
-    process.stderr.write(`  ${framework} ${variant}: the status file was written during the sample; again\n`);
+    process.stderr.write(`  ${framework} ${variant}: the status file was written during the window; again\n`);
   }
-  throw new Error(`${framework} ${variant}: every sample wrote the status file`);
+  throw new Error(`${framework} ${variant}: the status file was written during every window`);
 }
 
 const median = (values: number[]) => {

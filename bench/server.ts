@@ -162,6 +162,7 @@ process.on('message', (message: { type: string }) => {
   // The window starts and ends with a scavenge, so it pays for exactly what
   // its requests allocated.
   if (message.type === 'zero') {
+    writtenAtZero = lastWritten(); // before the window opens: it is not the requests' work
     globalThis.gc?.({ type: 'minor' });
     getPriority();
     process.send?.({ type: 'zeroed' });
@@ -170,12 +171,9 @@ process.on('message', (message: { type: string }) => {
   if (message.type === 'dump') {
     globalThis.gc?.({ type: 'minor' });
     hostname();
-    // The register's monitor is made when the server listens, in the registry all adapters share.
-    const shared = (globalThis as Record<symbol, Map<string, { monitor: { lastDocument: unknown } }> | undefined>)[
-      Symbol.for('wsgi-status.monitors')
-    ];
-    for (const hold of shared?.values() ?? []) if (!monitors.includes(hold.monitor)) monitors.push(hold.monitor);
-    process.send?.({ type: 'dumped', ticked: monitors.some((monitor) => monitor.lastDocument !== null) });
+    // A write before the window is the warm-up's; one inside it is counted, and the sample is run again.
+    const written = lastWritten();
+    process.send?.({ type: 'dumped', ticked: written.some((document, i) => document !== writtenAtZero[i]) });
     return;
   }
   if (message.type === 'gc') globalThis.gc?.();
@@ -190,3 +188,14 @@ process.on('message', (message: { type: string }) => {
   });
 });
 process.on('disconnect', () => process.exit(0));
+
+/** Each monitor's last written document (a new object per write), in a fixed order. */
+let writtenAtZero: unknown[] = [];
+function lastWritten(): unknown[] {
+  // The register's monitor is made when the server listens, in the registry all adapters share.
+  const shared = (globalThis as Record<symbol, Map<string, { monitor: { lastDocument: unknown } }> | undefined>)[
+    Symbol.for('wsgi-status.monitors')
+  ];
+  for (const hold of shared?.values() ?? []) if (!monitors.includes(hold.monitor)) monitors.push(hold.monitor);
+  return monitors.map((monitor) => monitor.lastDocument);
+}
