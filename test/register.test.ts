@@ -14,6 +14,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { defaultStatusPath } from '../src/adapters/register-env.ts';
 import type { UwsgiDocument, UwsgiWorker } from '../src/model/document.ts';
+import { isProcessAlive } from '../src/system/liveness.ts';
 import { type ClientResponse, freePort, get, readStatus, sleep, tempDir, until, waitForStatus } from './support/helpers.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -72,16 +73,6 @@ function start(t: TestContext, args: string[], env: Record<string, string>, clea
     });
     void exited.then(({ code }) => reject(new Error(`${args.join(' ')} exited with ${code}: ${stdout}${stderr}`)));
   });
-}
-
-/** Whether a process of ours is still running (signal 0 only checks). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** A request the client gives up on once the app shows it in flight. */
@@ -170,8 +161,8 @@ describe('wsgi-status/register', () => {
       let workerPids: number[] = [];
       // The workers leave once the killed primary's IPC channel closes; the directory goes after them.
       const afterWorkers = async () => {
-        await until(() => workerPids.every((pid) => !alive(pid)), 'the workers to exit', 10_000).catch(() => {
-          for (const pid of workerPids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+        await until(() => workerPids.every((pid) => !isProcessAlive(pid)), 'the workers to exit', 10_000).catch(() => {
+          for (const pid of workerPids) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
         });
         cleanup();
       };
