@@ -80,6 +80,7 @@ import { connect, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forkServer } from './fork-server.ts';
+import { median } from './stats.ts';
 import { benchSettings, variantLabel } from './variants.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -264,11 +265,6 @@ async function counted(framework: string, variant: string, run: number, dir: str
   throw new Error(`${framework} ${variant}: the status file was written during every window`);
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 const format = (value: number) => Math.round(value).toLocaleString('en');
 
 async function main(): Promise<void> {
