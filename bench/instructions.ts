@@ -202,7 +202,8 @@ function ask(child: import('node:child_process').ChildProcess, type: string, ans
 
 /** Instructions per request of the main thread over one counted window, or null when the status file was written in it. */
 async function sample(framework: string, variant: string, run: number, dir: string): Promise<number | null> {
-  const out = join(dir, `cg.${framework}.${variant}.${run}.${Date.now()}`);
+  // A peer's name may hold a slash (`@fastify/under-pressure`): not in a file name.
+  const out = join(dir, `cg.${framework}.${variant.replace(/[^\w.-]/g, '_')}.${run}.${Date.now()}`);
   const { child, port, exited } = await forkServer(framework, variant, {
     execPath: 'valgrind',
     execArgv: [
