@@ -223,6 +223,13 @@ describe('GET /status (the live status page)', { timeout: 45_000 }, () => {
     it('should turn one cell busy within 2 s of a held request, show its path as text, and idle after its release', async () => {
       // Markup in the path: the page must show it as text, never parse it.
       const path = '/hold/<img/src=x/onerror=alert(1)><b>x</b>';
+      // The earlier tests' requests may still show as busy in the workers' last writes.
+      await eventually(
+        () => board(page),
+        (cells) => cells.length === 4 && cells.every((cell) => cell.state === 'idle'),
+        5000,
+        'every worker idle before the held request',
+      );
       const answered = heldRequest(appPort, path);
       const held = await group.waitFor((event) => event.type === 'held', 5000, 'a held request');
       const heldAt = Date.now();
