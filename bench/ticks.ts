@@ -14,6 +14,7 @@
  */
 import { fork } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -27,6 +28,8 @@ export interface TickCost {
   where: string;
   processes: number;
   cpuMedian: number;
+  /** The mean: what a tick costs on average, the listen queue's every-fifth reading on quiet ticks included. */
+  cpuMean: number;
   /** The median of each process's first COLD_TICKS ticks (after its first). */
   cpuColdMedian: number;
   cpuP99: number;
@@ -41,6 +44,10 @@ const quantile = (values: number[], q: number) => {
 async function child(file: string): Promise<void> {
   const { WsgiStatusMonitor } = await import('../src/monitor.ts');
   const monitor = new WsgiStatusMonitor(file, { interval: 3_600_000, onError: () => {} });
+  // Like any app, each process listens: its tick measures the listen queues (of all the processes' addresses).
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  monitor.observeServer(server);
   const cpu: number[] = [];
   const wall: number[] = [];
   await monitor.tick(); // first tick: slot assignment, role detection, imports
@@ -54,6 +61,7 @@ async function child(file: string): Promise<void> {
     cpu.push((spent.user + spent.system) / 1000);
   }
   await monitor.close();
+  server.close();
   process.send?.({ cpu, wall });
 }
 
@@ -103,6 +111,7 @@ export async function measureTicks(counts: number[], directories = tickDirectori
         where: `${directory} (${fileSystemOf(directory)})`,
         processes,
         cpuMedian: quantile(cpu, 0.5),
+        cpuMean: cpu.reduce((sum, value) => sum + value, 0) / cpu.length,
         cpuColdMedian: quantile(
           samples.flatMap((s) => s.cpu.slice(0, COLD_TICKS)),
           0.5,

@@ -14,8 +14,9 @@ import type { ResolvedOptions } from '../options.js';
 import { reconcile, renderWorkers, type SlotAssignment, type SlotCounters } from '../store/slots.js';
 import { describeProblem, StatusFile } from '../store/status-file.js';
 import { isProcessAlive } from '../system/liveness.js';
-import { measureListenQueues, readMemorySize } from '../system/proc.js';
+import { readMemorySize } from '../system/proc.js';
 import { detectProcessRole, type ProcessRole, processIdentity } from '../system/process-role.js';
+import { ListenQueueSampler } from './listen-queues.js';
 import type { Reporter } from './reporter.js';
 import type { RequestPath } from './request-path.js';
 
@@ -57,6 +58,10 @@ export class SlotWriter {
   private readonly delay: IntervalHistogram;
   /** The delay histogram's sampling period, ms. */
   private readonly delayResolutionMs: number;
+  private readonly listenQueues = new ListenQueueSampler();
+  /** When the timer's tick is due, and how late the last one fired (ms, performance.now()). */
+  private dueAt = 0;
+  private lateMs = 0;
   private readonly removeExitHook: () => void;
 
   constructor(
@@ -153,8 +158,10 @@ export class SlotWriter {
   }
 
   private schedule(delay: number): void {
+    this.dueAt = performance.now() + delay;
     this.timer = setTimeout(() => {
       if (this.closing) return;
+      this.lateMs = performance.now() - this.dueAt;
       this.schedule(this.options.interval);
       void this.tick();
     }, delay);
@@ -261,15 +268,17 @@ export class SlotWriter {
         runningTime: row.running_time - (entry.running_time - offset.runningTime),
       };
     }
+    const addresses = reconciled.processes.flatMap((process) => process.listen ?? []);
+    const queues = this.listenQueues.sample(addresses, {
+      utilization: entry.event_loop_utilization / 1000,
+      stallMs: this.delay.count > 0 ? this.delay.max / 1e6 - this.delayResolutionMs : 0,
+      lateMs: this.lateMs,
+    });
+    this.lateMs = 0;
     // Event-loop figures cover one interval each.
     this.eventLoop = performance.eventLoopUtilization();
     this.delay.reset();
-    const addresses = reconciled.processes.flatMap((process) => process.listen ?? []);
-    const document = buildDocument(
-      { ...processIdentity(this.role), queues: measureListenQueues(addresses) },
-      reconciled.workers,
-      reconciled,
-    );
+    const document = buildDocument({ ...processIdentity(this.role), queues }, reconciled.workers, reconciled);
     this.document = document;
     return formatUwsgiJson(document);
   }
