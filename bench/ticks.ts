@@ -1,7 +1,8 @@
 /**
  * The cost of one status-file tick (lock + read + merge + atomic write +
- * unlock) when N processes share the file: each process runs its own
- * monitor and ticks every 25–75 ms; CPU time per tick comes from
+ * unlock) when N processes share the file: each process listens on a port,
+ * as an app does (so its ticks measure the listen queues, every fifth quiet
+ * tick), runs its own monitor and ticks every 25–75 ms; CPU time per tick comes from
  * process.cpuUsage() around each tick. Measured on each file system a
  * status file is likely to live on: tmpfs (/dev/shm, as README advises)
  * and the disk under the temporary directory.
