@@ -4,8 +4,14 @@
  * a core, `valgrind` to count instructions), with an IPC channel, and waits
  * for the port it reports.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
+
+/** Whether a process can be pinned to its own core: `taskset` exists and there are two cores or more. */
+export function canPin(): boolean {
+  return spawnSync('taskset', ['-c', '0', 'true']).status === 0 && cpus().length >= 2;
+}
 
 /** A started server process. */
 export interface ForkedServer {

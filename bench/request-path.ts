@@ -22,12 +22,13 @@
  * round (default 200,000), BENCH_ROUNDS measured after 4 warm-up rounds
  * (default 8).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { canPin } from './fork-server.ts';
 import { median } from './stats.ts';
 
 const VARIANTS = ['bare', 'floor', 'clock', 'wsgi-status'] as const;
@@ -92,7 +93,7 @@ async function measure(variant: Variant): Promise<number> {
 }
 
 function main(): void {
-  const pinned = spawnSync('taskset', ['-c', '1', 'true']).status === 0 && cpus().length >= 2;
+  const pinned = canPin();
   const samples = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
   for (let run = 0; run < PROCESSES; run++) {
     for (const variant of VARIANTS) {

@@ -46,7 +46,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { forkServer } from './fork-server.ts';
+import { canPin, forkServer } from './fork-server.ts';
 import { profileShare } from './profile.ts';
 import { median, medianInterval } from './stats.ts';
 import { measureTicks } from './ticks.ts';
@@ -72,7 +72,7 @@ const TARGET_POINTS = 0.01;
 // The variants of ours that the target applies to.
 const OURS = ['wsgi-status', 'instrument', 'register'];
 
-const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0 && cpus().length >= 2;
+const hasTaskset = canPin();
 // Made by the pinned run only (main() re-runs this file under taskset first).
 let benchDir = '';
 

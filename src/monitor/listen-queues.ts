@@ -38,20 +38,18 @@ const BUSY_UTILIZATION = 0.5;
 /** A stall or lateness at or above this (ms) is a loop that did not poll. */
 const STALL_MS = 10;
 
-export type ListenQueues = ReadonlyMap<string, { queue: number }>;
-
 export class ListenQueueSampler {
-  private last: ListenQueues = new Map();
+  private last: ReturnType<typeof measureListenQueues> = new Map();
   private lastKey: string | null = null;
   private quietTicks = 0;
-  private readonly measure: (addresses: readonly NamedAddress[]) => ListenQueues;
+  private readonly measure: typeof measureListenQueues;
 
-  constructor(measure: (addresses: readonly NamedAddress[]) => ListenQueues = measureListenQueues) {
+  constructor(measure: typeof measureListenQueues = measureListenQueues) {
     this.measure = measure;
   }
 
   /** The queues of `addresses` for this tick: a new reading, or the last one when nothing can have changed. */
-  sample(addresses: readonly NamedAddress[], loop: LoopActivity): ListenQueues {
+  sample(addresses: readonly NamedAddress[], loop: LoopActivity): ReadonlyMap<string, { queue: number }> {
     const key = addresses.map((address) => address.name).join('\n');
     const active =
       loop.utilization >= BUSY_UTILIZATION ||
