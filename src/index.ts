@@ -8,6 +8,7 @@
 export { type WsgiStatusMiddleware, wsgiStatus, wsgiStatus as default } from './adapters/express.js';
 export type {
   ListenAddress,
+  ListenQueueReading,
   ProcessEntry,
   SlotRecord,
   UwsgiApp,

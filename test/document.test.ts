@@ -225,6 +225,22 @@ describe('parseStatus(text)', () => {
     );
   });
 
+  it("should keep an entry's listen-queue reading, and drop an entry whose reading is malformed", () => {
+    const document = JSON.parse(valid);
+    const good = document.processes[0];
+    const reading = { measured_at: 5000, sockets: [{ name: '127.0.0.1:3000', queue: 2 }] };
+    document.processes[0] = { ...good, listen_queues: reading };
+    document.processes.push({ ...good, pid: 2, listen_queues: { ...reading, measured_at: -1 } });
+    document.processes.push({ ...good, pid: 3, listen_queues: { measured_at: 5000, sockets: [{ name: 3000, queue: 2 }] } });
+    document.processes.push({ ...good, pid: 4, listen_queues: { measured_at: 5000 } });
+    const parsed = parseStatus(JSON.stringify(document));
+    assert.equal(parsed.problem, 'foreign');
+    assert.deepEqual(
+      parsed.processes.map((p) => [p.pid, p.listen_queues]),
+      [[1234, reading]],
+    );
+  });
+
   it('should keep the most recently updated of two entries with one pid', () => {
     const document = JSON.parse(valid);
     document.processes.push({ ...document.processes[0], id: 2, last_update: document.processes[0].last_update + 1 });

@@ -9,6 +9,7 @@ import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
+import type { ListenQueueReading } from '../src/model/ledger.ts';
 import { ListenQueueSampler, type LoopActivity, QUIET_EVERY } from '../src/monitor/listen-queues.ts';
 import { WsgiStatusMonitor } from '../src/monitor.ts';
 import { measureListenQueues, type NamedAddress } from '../src/system/proc.ts';
@@ -127,6 +128,112 @@ describe('ListenQueueSampler', () => {
         assert.equal(calls(), 3);
       });
     }
+  });
+
+  describe('shared by the processes of one file', () => {
+    /** The other samplers' latest readings (the newest of them is what their entries hold). */
+    const othersOf = (group: ListenQueueSampler[], me: ListenQueueSampler): ListenQueueReading[] =>
+      group.flatMap((sampler) => (sampler === me ? [] : (sampler.reading() ?? [])));
+
+    it(`should measure about once per ${QUIET_EVERY} quiet ticks for a group of 8, not 8 times`, async (t) => {
+      const server = createServer();
+      const port = await listen(server);
+      t.after(() => closeServer(server));
+      const group = Array.from({ length: 8 }, () => countedSampler());
+      const samplers = group.map((member) => member.sampler);
+      const rounds = 6 * QUIET_EVERY;
+      let now = Date.now();
+      for (let round = 0; round < rounds; round++) {
+        for (const { sampler } of group) {
+          const queues = sampler.sample([named(port)], QUIET, othersOf(samplers, sampler), now++);
+          assert.equal(queues.get(named(port).name)?.queue, 0);
+        }
+      }
+      const total = group.reduce((sum, member) => sum + member.calls(), 0);
+      t.diagnostic(`8 samplers, ${rounds} quiet ticks each: ${total} measurements (alone: ${8 * (rounds / QUIET_EVERY)})`);
+      // First ticks: each measures (nothing shared yet); then one a round of QUIET_EVERY ticks.
+      assert.ok(total <= 8 + rounds / QUIET_EVERY, `${total} measurements`);
+      const writing = samplers.filter((sampler) => sampler.reading(othersOf(samplers, sampler)) !== null);
+      assert.equal(writing.length, 1, 'only the newest reading is written');
+    });
+
+    it('should take a reading of another process only when it is newer than its own and covers every address', async (t) => {
+      const [a, b] = [createServer(), createServer()];
+      const ports = [await listen(a), await listen(b)];
+      t.after(() => Promise.all([closeServer(a), closeServer(b)]));
+      const { sampler, calls } = countedSampler();
+      const now = Date.now();
+      const both = [named(ports[0]), named(ports[1])];
+      const zero = (at: number, names: NamedAddress[]): ListenQueueReading => ({
+        measured_at: at,
+        sockets: names.map(({ name }) => ({ name, queue: 0 })),
+      });
+      sampler.sample(both, QUIET, [], now);
+      const due = (others: ListenQueueReading[], at: number) => {
+        for (let tick = 1; tick < QUIET_EVERY; tick++) sampler.sample(both, QUIET, others, at);
+        return sampler.sample(both, QUIET, others, at);
+      };
+      due([zero(now - 1, both)], now + 1);
+      assert.equal(calls(), 2, 'older than its own: measured');
+      due([zero(now + 5, [both[0]])], now + 6);
+      assert.equal(calls(), 3, 'one address missing: measured');
+      due([zero(now + 10, both)], now + 11);
+      assert.equal(calls(), 3, 'newer, every address: taken');
+      assert.equal(sampler.reading([zero(now + 10, both)]), null, 'it writes no reading while another is newer');
+      assert.equal(sampler.reading([])?.measured_at, now + 6);
+    });
+
+    it("should measure on its next tick after another process's reading showed a queue", async () => {
+      const port = await stuckAcceptor();
+      const { sampler, calls } = countedSampler();
+      const now = Date.now();
+      sampler.sample([named(port)], QUIET, [], now);
+      await queue(port, 2);
+      const shared: ListenQueueReading = { measured_at: now + 1, sockets: [{ name: named(port).name, queue: 2 }] };
+      let taken = 0;
+      for (let tick = 1; tick <= QUIET_EVERY; tick++)
+        taken = sampler.sample([named(port)], QUIET, [shared], now + 2).get(named(port).name)?.queue ?? 0;
+      assert.equal(taken, 2);
+      assert.equal(calls(), 1, 'taken, not measured');
+      assert.equal(sampler.sample([named(port)], QUIET, [shared], now + 3).get(named(port).name)?.queue, 2);
+      assert.equal(calls(), 2, 'a queue was there: measured itself on the next tick');
+    });
+
+    it('should share the quiet readings among real processes writing one file', async (t) => {
+      const { dir, cleanup } = tempDir();
+      t.after(cleanup);
+      const file = join(dir, 'group.json');
+      const group = Array.from(
+        { length: 4 },
+        () =>
+          new LineReader(
+            children.spawnNode(['test/support/processes/quiet-listener.ts', file], {
+              env: { INTERVAL: '100', WARMUP: '1500', DURATION: '6500' },
+            }),
+          ),
+      );
+      const done = await Promise.all(
+        group.map(
+          async (out) =>
+            JSON.parse(await out.waitFor((line) => line.includes('done'), 30_000, 'the end of the run')) as {
+              writes: number;
+              measurements: number;
+            },
+        ),
+      );
+      const writes = done.reduce((sum, run) => sum + run.writes, 0);
+      const measurements = done.reduce((sum, run) => sum + run.measurements, 0);
+      t.diagnostic(`4 processes, ${writes} writes: ${measurements} measurements (${JSON.stringify(done)})`);
+      assert.deepEqual(
+        group.flatMap((out) => out.lines.filter((line) => line.includes('error'))),
+        [],
+        'nothing reported',
+      );
+      // Alone, each would measure on every QUIET_EVERY-th write: writes / QUIET_EVERY in all (measured: 35 of 160).
+      // Shared, about a quarter of that, plus a few where two processes' turns cross (measured: 11 to 16 of 160 to 200).
+      assert.ok(measurements >= 1, 'the quiet-listener fixture counts measurements');
+      assert.ok(measurements <= 0.6 * (writes / QUIET_EVERY), `${measurements} measurements for ${writes} writes`);
+    });
   });
 
   describe('in a monitor, with the real status file', () => {

@@ -100,7 +100,7 @@ export interface ListenAddress {
   max_queue: number;
 }
 
-export type { ProcessEntry, SlotRecord } from './ledger.js';
+export type { ListenQueueReading, ProcessEntry, SlotRecord } from './ledger.js';
 
 /** The whole stats document, in uWSGI's key order. */
 export interface UwsgiDocument {

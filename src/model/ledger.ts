@@ -62,4 +62,18 @@ export interface ProcessEntry {
   method?: string;
   uri?: string;
   listen?: ListenAddress[];
+  /**
+   * The accept queues of every address in the group, as this process last
+   * measured them; written only while no other process's reading is newer.
+   * The others reuse it instead of measuring themselves (monitor/listen-queues.ts).
+   */
+  listen_queues?: ListenQueueReading;
+}
+
+/** One measurement of the accept queues of the group's addresses. */
+export interface ListenQueueReading {
+  /** Epoch milliseconds when it was measured. */
+  measured_at: number;
+  /** Every address asked for, with its queue (0 where none was found). */
+  sockets: Array<{ name: string; queue: number }>;
 }

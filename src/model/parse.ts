@@ -1,4 +1,4 @@
-import type { DocumentIdentity, ListenAddress, ProcessEntry, SlotRecord, UwsgiWorker } from './document.js';
+import type { DocumentIdentity, ListenAddress, ListenQueueReading, ProcessEntry, SlotRecord, UwsgiWorker } from './document.js';
 
 /**
  * What was wrong with a status file that had to be repaired:
@@ -78,6 +78,15 @@ function isListenAddress(value: unknown): value is ListenAddress {
   return isRecord(value) && typeof value.name === 'string' && isUint(value.port) && isUint(value.max_queue);
 }
 
+function isListenQueueReading(value: unknown): value is ListenQueueReading {
+  return (
+    isRecord(value) &&
+    isUint(value.measured_at) &&
+    Array.isArray(value.sockets) &&
+    value.sockets.every((socket) => isRecord(socket) && typeof socket.name === 'string' && isUint(socket.queue))
+  );
+}
+
 const optionalString = (value: unknown) => value === undefined || typeof value === 'string';
 
 /** A process entry written by this library, with every field of the right type. */
@@ -87,6 +96,7 @@ export function isProcessEntry(value: unknown): value is ProcessEntry {
   if ((value.id as number) < 1 || (value.pid as number) < 1) return false;
   if (!optionalString(value.method) || !optionalString(value.uri)) return false;
   if (value.listen !== undefined && !(Array.isArray(value.listen) && value.listen.every(isListenAddress))) return false;
+  if (value.listen_queues !== undefined && !isListenQueueReading(value.listen_queues)) return false;
   return true;
 }
 

@@ -17,7 +17,14 @@
  * changed. Otherwise it measures every {@link QUIET_EVERY}th tick, for an
  * acceptor this process cannot see (a cluster primary, another process on
  * the same port). The stats server and the CLI measure at every read.
+ *
+ * The processes sharing a file share those quiet readings: each writes its
+ * latest into its ledger entry while no other is newer, and a process whose
+ * quiet reading is due takes one measured since its own last instead of
+ * measuring. So a quiet group of eight measures about once per
+ * {@link QUIET_EVERY} ticks, not eight times.
  */
+import type { ListenQueueReading } from '../model/ledger.js';
 import { measureListenQueues, type NamedAddress } from '../system/proc.js';
 
 /** On quiet ticks, measure on every this many (5 s at the default interval). */
@@ -41,26 +48,73 @@ const STALL_MS = 10;
 export class ListenQueueSampler {
   private last: ReturnType<typeof measureListenQueues> = new Map();
   private lastKey: string | null = null;
+  /** When the reading in `last` was measured (by this process or another), epoch ms. */
+  private lastAt = 0;
   private quietTicks = 0;
+  private own: ListenQueueReading | null = null;
   private readonly measure: typeof measureListenQueues;
 
   constructor(measure: typeof measureListenQueues = measureListenQueues) {
     this.measure = measure;
   }
 
-  /** The queues of `addresses` for this tick: a new reading, or the last one when nothing can have changed. */
-  sample(addresses: readonly NamedAddress[], loop: LoopActivity): ReadonlyMap<string, { queue: number }> {
-    const key = addresses.map((address) => address.name).join('\n');
+  /**
+   * This process's latest measurement, for its ledger entry: `null` when it
+   * has none or another process's (in `others`) is newer.
+   */
+  reading(others: readonly ListenQueueReading[] = []): ListenQueueReading | null {
+    const own = this.own;
+    return own !== null && others.every((other) => other.measured_at <= own.measured_at) ? own : null;
+  }
+
+  /**
+   * The queues of `addresses` for this tick: a new reading, one of `others`
+   * (the other processes' latest) when this process's quiet reading is due,
+   * or the last one when nothing can have changed.
+   */
+  sample(
+    addresses: readonly NamedAddress[],
+    loop: LoopActivity,
+    others: readonly ListenQueueReading[] = [],
+    now = Date.now(),
+  ): ReadonlyMap<string, { queue: number }> {
+    const names = [...new Set(addresses.map((address) => address.name))];
+    const key = names.join('\n');
     const active =
       loop.utilization >= BUSY_UTILIZATION ||
       loop.stallMs >= STALL_MS ||
       loop.lateMs >= STALL_MS ||
       [...this.last.values()].some((measured) => measured.queue > 0);
-    if (active || key !== this.lastKey || ++this.quietTicks >= QUIET_EVERY) {
+    if (!active && key === this.lastKey && ++this.quietTicks < QUIET_EVERY) return this.last;
+    this.quietTicks = 0;
+    const shared = active || key !== this.lastKey ? undefined : newestCovering(others, names, this.lastAt);
+    if (shared !== undefined) {
+      this.last = new Map(shared.sockets.map(({ name, queue }) => [name, { queue }]));
+      this.lastAt = shared.measured_at;
+    } else {
       this.last = this.measure(addresses);
-      this.lastKey = key;
-      this.quietTicks = 0;
+      this.lastAt = now;
+      this.own = {
+        measured_at: now,
+        sockets: names.map((name) => ({ name, queue: this.last.get(name)?.queue ?? 0 })),
+      };
     }
+    this.lastKey = key;
     return this.last;
   }
+}
+
+/** The newest of `readings` measured after `since` that covers every one of `names`. */
+function newestCovering(
+  readings: readonly ListenQueueReading[],
+  names: readonly string[],
+  since: number,
+): ListenQueueReading | undefined {
+  let newest: ListenQueueReading | undefined;
+  for (const reading of readings) {
+    if (reading.measured_at <= since || (newest !== undefined && reading.measured_at <= newest.measured_at)) continue;
+    const measured = new Set(reading.sockets.map((socket) => socket.name));
+    if (names.every((name) => measured.has(name))) newest = reading;
+  }
+  return newest;
 }

@@ -7,7 +7,13 @@
 import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { onExit } from 'signal-exit';
-import { buildDocument, type ProcessEntry, type UwsgiDocument, type UwsgiWorker } from '../model/document.js';
+import {
+  buildDocument,
+  type ListenQueueReading,
+  type ProcessEntry,
+  type UwsgiDocument,
+  type UwsgiWorker,
+} from '../model/document.js';
 import { formatUwsgiJson } from '../model/format.js';
 import type { ParsedStatus } from '../model/parse.js';
 import type { ResolvedOptions } from '../options.js';
@@ -269,11 +275,21 @@ export class SlotWriter {
       };
     }
     const addresses = reconciled.processes.flatMap((process) => process.listen ?? []);
-    const queues = this.listenQueues.sample(addresses, {
+    // The group shares its quiet listen-queue readings through the entries (listen-queues.ts).
+    const others: ListenQueueReading[] = [];
+    let own: ProcessEntry | undefined;
+    for (const live of reconciled.processes) {
+      if (live.pid === process.pid) own = live;
+      else if (live.listen_queues !== undefined) others.push(live.listen_queues);
+    }
+    const loop = {
       utilization: entry.event_loop_utilization / 1000,
       stallMs: this.delay.count > 0 ? this.delay.max / 1e6 - this.delayResolutionMs : 0,
       lateMs: this.lateMs,
-    });
+    };
+    const queues = this.listenQueues.sample(addresses, loop, others, now);
+    const reading = this.listenQueues.reading(others);
+    if (own !== undefined && reading !== null) own.listen_queues = reading;
     this.lateMs = 0;
     // Event-loop figures cover one interval each.
     this.eventLoop = performance.eventLoopUtilization();
