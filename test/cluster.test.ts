@@ -31,7 +31,7 @@ import {
   startReader,
   totalRequests,
 } from './support/cluster-harness.ts';
-import { get, sleep, tempDir, waitForStatus } from './support/helpers.ts';
+import { get, readStatus, sleep, tempDir, waitForStatus } from './support/helpers.ts';
 
 /** A fresh temp dir and process group, both gone after the test whatever happens. */
 function setup<G extends ProcessGroup>(t: TestContext, group: (file: string) => G): { file: string; dir: string; group: G } {
@@ -110,6 +110,11 @@ describe('cluster mode', () => {
         return null;
       });
 
+      // Killed just after one of its writes, not while it holds the lock: that case has its own bound
+      // (the lock's stale time; the next test). Its next write is an interval away.
+      const lastWrite = (entryOf(readStatus(file), victim.pid) as UwsgiWorker).last_update;
+      await waitForStatus(file, (d) => (entryOf(d, victim.pid)?.last_update ?? 0) > lastWrite, 5000, "the victim's next write");
+      await sleep(20);
       process.kill(victim.pid, 'SIGKILL');
       killedAt = Date.now();
       const exit = await group.waitFor((event) => event.type === 'exit' && event.pid === victim.pid);
