@@ -92,6 +92,23 @@ describe('StatusFile.update(merge)', () => {
     });
   });
 
+  describe('when files of different sizes are read one after another', () => {
+    it('should give each its own text exactly (the first 64 KiB of every read share one buffer)', () => {
+      const { dir, cleanup } = tempDir();
+      try {
+        const texts = [`${'a'.repeat(200_000)}end`, '{"short":1}', 'b'.repeat(65_536), '', 'c'.repeat(70_000)];
+        for (const [i, text] of texts.entries()) writeFileSync(join(dir, `${i}.json`), text);
+        for (const round of [1, 2]) {
+          for (const [i, text] of texts.entries()) {
+            assert.equal(readStatusTextSync(join(dir, `${i}.json`)).text, text, `file ${i}, round ${round}`);
+          }
+        }
+      } finally {
+        cleanup();
+      }
+    });
+  });
+
   describe('when a file over the cap sits at the path', () => {
     it('should read a document up to the cap, and none over it', () => {
       const { dir, cleanup } = tempDir();

@@ -106,9 +106,16 @@ export function readStatusTextSync(path: string): SafeRead {
   }
 }
 
+// The first 64 KiB of every read go to one buffer, reused (the text is copied
+// out before the read returns): a fresh one at every tick was an allocation,
+// page faults and GC accounting of its own.
+const FIRST_READ_BYTES = 64 * 1024;
+let firstReadBuffer: Buffer | undefined;
+
 /** The file's text, or null when it holds more than `limit` bytes (it may grow after the fstat). */
 function readAtMost(fd: number, limit: number): string | null {
-  let buffer = Buffer.allocUnsafe(Math.min(limit + 1, 64 * 1024));
+  firstReadBuffer ??= Buffer.allocUnsafe(FIRST_READ_BYTES);
+  let buffer = limit + 1 >= FIRST_READ_BYTES ? firstReadBuffer : Buffer.allocUnsafe(limit + 1);
   let length = 0;
   for (;;) {
     if (length === buffer.length) {
