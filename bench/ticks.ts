@@ -34,6 +34,7 @@ import { existsSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const TICKS = 100;
 const EVERY_MS = 50;
@@ -105,18 +106,18 @@ async function child(file: string, atInterval: number): Promise<void> {
   process.send?.({ ready: true });
   await go;
   for (let i = 0; i < TICKS; i++) {
-    await new Promise((resolve) => setTimeout(resolve, EVERY_MS * (0.5 + Math.random())));
+    await sleep(EVERY_MS * (0.5 + Math.random()));
     const tick = await timedTick(monitor);
     cpu.push(tick.cpu);
     wall.push(tick.wall);
   }
   const cpuAtInterval: number[] = [];
   for (let i = TICKS; atInterval > 0 && i < WARM_TICKS; i++) {
-    await new Promise((resolve) => setTimeout(resolve, WARM_EVERY_MS));
+    await sleep(WARM_EVERY_MS);
     await monitor.tick();
   }
   for (let i = 0; i < atInterval; i++) {
-    await new Promise((resolve) => setTimeout(resolve, DEFAULT_INTERVAL_MS * (0.75 + Math.random() / 2)));
+    await sleep(DEFAULT_INTERVAL_MS * (0.75 + Math.random() / 2));
     cpuAtInterval.push((await timedTick(monitor)).cpu);
   }
   await monitor.close();

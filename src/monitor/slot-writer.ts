@@ -9,6 +9,7 @@ import { getHeapStatistics } from 'node:v8';
 import { onExit } from 'signal-exit';
 import {
   buildDocument,
+  type ListenAddress,
   type ListenQueueReading,
   type ProcessEntry,
   type UwsgiDocument,
@@ -274,11 +275,12 @@ export class SlotWriter {
         runningTime: row.running_time - (entry.running_time - offset.runningTime),
       };
     }
-    const addresses = reconciled.processes.flatMap((process) => process.listen ?? []);
-    // The group shares its quiet listen-queue readings through the entries (listen-queues.ts).
+    // The group's addresses, and its quiet listen-queue readings, shared through the entries (listen-queues.ts).
+    const addresses: ListenAddress[] = [];
     const others: ListenQueueReading[] = [];
     let own: ProcessEntry | undefined;
     for (const live of reconciled.processes) {
+      if (live.listen !== undefined) addresses.push(...live.listen);
       if (live.pid === process.pid) own = live;
       else if (live.listen_queues !== undefined) others.push(live.listen_queues);
     }
