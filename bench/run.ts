@@ -38,7 +38,8 @@
  * per server (default 32), BENCH_FRAMEWORKS (comma list),
  * BENCH_VARIANTS (comma list: only these of each framework's variants, bare
  * always included; fewer side by side give each more of the core),
- * BENCH_MEMORY_REQUESTS (default 1,000,000; 0 skips), BENCH_OUT (markdown file,
+ * BENCH_WARM_UP_REQUESTS (default 8,000 per server), BENCH_MEMORY_REQUESTS
+ * (default 1,000,000; 0 skips), BENCH_TICKS (0 skips the ticks), BENCH_OUT (markdown file,
  * default bench/RESULTS.md).
  */
 import { type ChildProcess, execFile, execFileSync, spawnSync } from 'node:child_process';
@@ -55,7 +56,15 @@ import { benchSettings, variantLabel } from './variants.ts';
 const SETS = Number(process.env.BENCH_SETS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const WARM_UP_SECONDS = 4;
+// The warm-up goes on in rounds of WARM_UP_SECONDS until every server has
+// answered WARM_UP_REQUESTS: V8 tiers up by work done, not by time, and a
+// framework's variants side by side share one core. Express (six variants, 3 s
+// rounds) cost 767, 506 and 337 µs a request in its first three rounds and
+// about 300 from the fourth, some 5,000 requests in; 4 s of warm-up left its
+// measured rounds at up to twice the steady cost.
+const WARM_UP_SECONDS = 3;
+const WARM_UP_REQUESTS = Number(process.env.BENCH_WARM_UP_REQUESTS ?? 8_000);
+const WARM_UP_LIMIT_SECONDS = 90;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? 1_000_000);
 const OUT = process.env.BENCH_OUT ?? join(import.meta.dirname, 'RESULTS.md');
@@ -171,6 +180,22 @@ function loadWithWrk(port: number, seconds: number): Promise<LoadResult> {
   });
 }
 
+/**
+ * Loads every server at once, in rounds, until each has answered
+ * WARM_UP_REQUESTS (V8 has then optimised the request path: the first
+ * seconds of a fresh process cost up to twice the steady state), or for
+ * WARM_UP_LIMIT_SECONDS at most. All at once, so that none sits idle between
+ * its warm-up and the first round.
+ */
+async function warmUp(servers: Running[]): Promise<void> {
+  const answered = servers.map(() => 0);
+  const started = performance.now();
+  while (answered.some((count) => count < WARM_UP_REQUESTS) && performance.now() - started < WARM_UP_LIMIT_SECONDS * 1000) {
+    const results = await Promise.all(servers.map((server) => load(server.port, { seconds: WARM_UP_SECONDS })));
+    for (const [i, result] of results.entries()) answered[i] += result.requests;
+  }
+}
+
 interface Sample {
   cpuPerRequest: number;
   rps: number;
@@ -238,10 +263,7 @@ async function benchFramework(framework: string): Promise<Row[]> {
         const index = (i + set) % variants.length;
         servers[index] = await startServer(framework, variants[index]);
       }
-      // Warm-up until V8 has optimised the request path (the first seconds of
-      // a fresh process cost up to twice the steady state), all at once so
-      // that none sits idle between its warm-up and the first round.
-      await Promise.all(servers.map((server) => load(server.port, { seconds: WARM_UP_SECONDS })));
+      await warmUp(servers);
       for (let round = 0; round < ROUNDS; round++) {
         // Rotate which load generator starts first, so none always has a head start.
         const order = variants.map((_, i) => (i + round) % variants.length);
@@ -357,7 +379,7 @@ async function main(): Promise<void> {
     shares.set(framework, await profileShare(framework, (port, seconds) => load(port, { seconds }), serverExec));
   }
   process.stderr.write('status-file ticks\n');
-  const ticks = await measureTicks([1, 4, 8]);
+  const ticks = process.env.BENCH_TICKS === '0' ? [] : await measureTicks([1, 4, 8]);
   process.stderr.write('memory\n');
   const memory = await benchMemory();
 
