@@ -5,6 +5,7 @@
  * a real monitor and a real status path.
  */
 import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
 import { mkdirSync, rmdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -149,23 +150,119 @@ describe('WsgiStatusMonitor event-loop delay', () => {
   const { dir, cleanup } = tempDir();
   after(cleanup);
 
+  /** Counts the timer callbacks run from now on (of timers created from now on), until stopped. */
+  const countTimerCallbacks = () => {
+    const timeouts = new Set<number>();
+    let count = 0;
+    const hook = createHook({
+      init(id, type) {
+        if (type === 'Timeout') timeouts.add(id);
+      },
+      before(id) {
+        if (timeouts.has(id)) count++;
+      },
+    }).enable();
+    return {
+      take: () => {
+        const taken = count;
+        count = 0;
+        return taken;
+      },
+      stop: () => hook.disable(),
+    };
+  };
+  const blockFor = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+  };
+
   it('should read an idle loop as (nearly) no delay, and a blocked one as the time beyond the sampling period', async () => {
     const monitor = new WsgiStatusMonitor(join(dir, 'delay.json'), { interval: 3_600_000 });
     try {
       await monitor.tick(); // starts a new measuring interval
       await sleep(300);
       const idle = monitor.snapshot().event_loop_delay;
-      // The histogram samples every 20 ms; before this was accounted for, an idle loop read 20,000 µs or more.
+      // The delay is sampled every 100 ms here; before that period was accounted for, an idle loop read 100,000 µs or more.
       assert.ok(idle < 15_000, `idle loop: ${idle} µs`);
+      // An active interval (a tenth of it busy) keeps the sampling on through the next.
+      blockFor(40);
       await monitor.tick();
       for (let i = 0; i < 2; i++) {
-        const until = performance.now() + 200;
-        while (performance.now() < until);
+        blockFor(200);
         await sleep(25);
       }
       const blocked = monitor.snapshot().event_loop_delay;
       assert.ok(blocked >= 30_000, `blocked loop: ${blocked} µs`);
     } finally {
+      await monitor.close();
+    }
+  });
+
+  it('should write a tick that fired early as no delay, never as a negative one', async () => {
+    // Node's timers run on the loop's millisecond clock, and about one in a
+    // hundred fires a fraction of a millisecond early by performance.now(). A
+    // negative delay made the next read drop this process's entry as foreign.
+    const errors: unknown[] = [];
+    const monitor = new WsgiStatusMonitor(join(dir, 'early.json'), { interval: 10, onError: (error) => errors.push(error) });
+    try {
+      const delays: number[] = [];
+      let last = monitor.lastDocument;
+      const until = Date.now() + 2500;
+      while (Date.now() < until) {
+        await sleep(2);
+        if (monitor.lastDocument !== last && monitor.lastDocument !== null) {
+          last = monitor.lastDocument;
+          delays.push(last.workers[0].event_loop_delay);
+        }
+      }
+      assert.ok(delays.length >= 50, `${delays.length} writes`);
+      assert.ok(
+        delays.every((delay) => Number.isInteger(delay) && delay >= 0),
+        `delays: ${delays.join(' ')}`,
+      );
+      assert.deepEqual(errors, []);
+    } finally {
+      await monitor.close();
+    }
+  });
+
+  it('should sample only through intervals that follow an active one, and take a late tick as the sample of the others', async () => {
+    const callbacks = countTimerCallbacks();
+    // Sampled every 40 ms while on.
+    const monitor = new WsgiStatusMonitor(join(dir, 'idle-delay.json'), { interval: 400 });
+    try {
+      // The first interval has no interval before it: no sampler, only this sleep and perhaps the first tick.
+      await sleep(150);
+      const first = callbacks.take();
+      assert.ok(first <= 2, `${first} timer callbacks in the first 150 ms`);
+      // A tick after 50 ms of work turns the sampler on.
+      const before = monitor.lastDocument;
+      blockFor(50);
+      await until(() => monitor.lastDocument !== before, 'a tick after the work');
+      callbacks.take();
+      await sleep(200);
+      assert.ok(callbacks.take() >= 4, 'the sampler did not start after an active interval');
+      // A tick that finds the loop idle through its interval stops it: then
+      // in 1.2 s, three ticks and this sleep.
+      await sleep(900);
+      callbacks.take();
+      await sleep(1200);
+      const idleCallbacks = callbacks.take();
+      assert.ok(idleCallbacks <= 6, `${idleCallbacks} timer callbacks in 1.2 s of an idle loop`);
+      const idle = monitor.lastDocument?.workers[0].event_loop_delay ?? -1;
+      assert.ok(idle >= 0 && idle < 15_000, `idle: ${idle} µs`);
+      // Block across the next tick's due time: the tick fires late, and that lateness is the interval's delay.
+      const written = monitor.lastDocument;
+      blockFor(500);
+      await until(() => monitor.lastDocument !== written, 'the late tick');
+      const late = monitor.lastDocument?.workers[0].event_loop_delay ?? 0;
+      assert.ok(late >= 50_000, `late tick: ${late} µs`);
+      // That interval was busy: the sampler runs again.
+      callbacks.take();
+      await sleep(200);
+      assert.ok(callbacks.take() >= 4, 'the sampler did not restart after a busy interval');
+    } finally {
+      callbacks.stop();
       await monitor.close();
     }
   });

@@ -34,7 +34,7 @@ export const QUIET_EVERY = 5;
 export interface LoopActivity {
   /** Event loop utilization over the interval, 0–1. */
   utilization: number;
-  /** The longest event-loop delay beyond the histogram's sampling period, ms. */
+  /** The longest event-loop delay beyond its sampling period, ms (loop-delay.ts). */
   stallMs: number;
   /** How late this tick's timer fired, ms (0 for a tick called directly). */
   lateMs: number;

@@ -4,7 +4,7 @@
  * our entry, render, write atomically). Also the last write at close and at
  * exit, and the event-loop figures, which cover one interval each.
  */
-import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { onExit } from 'signal-exit';
 import {
@@ -24,19 +24,25 @@ import { isProcessAlive } from '../system/liveness.js';
 import { readMemorySize } from '../system/proc.js';
 import { detectProcessRole, type ProcessRole, processIdentity } from '../system/process-role.js';
 import { ListenQueueSampler } from './listen-queues.js';
+import { LoopDelaySampler } from './loop-delay.js';
 import type { Reporter } from './reporter.js';
 import type { RequestPath } from './request-path.js';
 
 // Run the orphaned-temp-file sweep on the first tick and every tenth after.
 const ORPHAN_SWEEP_EVERY = 10;
-// The event-loop delay histogram samples with a timer and records the whole
-// time between two samples: an idle loop reads as the period itself, so the
-// delay is what lies beyond it (as @fastify/under-pressure does).
-// Ten samples per interval, between one every 20 ms and one every 100 ms: each
-// wakes the loop (about 4,000 instructions, paid per second, not per request;
-// at 50 a second they outweighed the request path under callgrind).
+// The event-loop delay is sampled by a timer (loop-delay.ts), ten samples per
+// interval, between one every 20 ms and one every 100 ms: each wakes the loop
+// (about 4,000 instructions, paid per second, not per request; at 50 a second
+// they outweighed the request path under callgrind).
 const MIN_DELAY_RESOLUTION_MS = 20;
 const MAX_DELAY_RESOLUTION_MS = 100;
+// Sample the delay through an interval only when the loop ran for at least
+// this long (ms) in the one before. A timer fires late only while the loop
+// runs, so below it no timer was late by as much as a stall (listen-queues.ts,
+// 10 ms), and an idle process, whose tick runs for 2-5 ms, pays no wakeups.
+// After an idle interval, and through the first, the tick's own timer, late
+// or not, is the interval's one sample.
+const SAMPLE_DELAY_FROM_ACTIVE_MS = 10;
 
 export class SlotWriter {
   /** 1 in this process's entry while it serves; 0 once it is shutting down. */
@@ -62,9 +68,7 @@ export class SlotWriter {
   /** The exit hook has taken the slot out: nothing may put it back. */
   private exited = false;
   private eventLoop = performance.eventLoopUtilization();
-  private readonly delay: IntervalHistogram;
-  /** The delay histogram's sampling period, ms. */
-  private readonly delayResolutionMs: number;
+  private readonly delay: LoopDelaySampler;
   private readonly listenQueues = new ListenQueueSampler();
   /** When the timer's tick is due, and how late the last one fired (ms, performance.now()). */
   private dueAt = 0;
@@ -90,9 +94,10 @@ export class SlotWriter {
         onCompromised: (error) => reporter.report('lock-compromised', error),
       },
     });
-    this.delayResolutionMs = Math.min(MAX_DELAY_RESOLUTION_MS, Math.max(MIN_DELAY_RESOLUTION_MS, Math.round(interval / 10)));
-    this.delay = monitorEventLoopDelay({ resolution: this.delayResolutionMs });
-    this.delay.enable();
+    // Off until a tick finds the loop active (SAMPLE_DELAY_FROM_ACTIVE_MS).
+    this.delay = new LoopDelaySampler(
+      Math.min(MAX_DELAY_RESOLUTION_MS, Math.max(MIN_DELAY_RESOLUTION_MS, Math.round(interval / 10))),
+    );
     // A clean exit, or death by a signal the app does not handle, detaches the
     // process at once (its final counts folded into its slot): signal-exit then re-raises the signal, so the process dies
     // the way it would have. A crash or kill -9 leaves it to the others' pruning.
@@ -159,7 +164,7 @@ export class SlotWriter {
       this.removeExitHook();
       await this.ticking;
       if (this.assignment !== null) await this.write(true);
-      this.delay.disable();
+      this.delay.stop();
     })();
     return this.closing;
   }
@@ -168,7 +173,8 @@ export class SlotWriter {
     this.dueAt = performance.now() + delay;
     this.timer = setTimeout(() => {
       if (this.closing) return;
-      this.lateMs = performance.now() - this.dueAt;
+      // Node's timers run on the loop's millisecond clock: one can fire a fraction early by this one.
+      this.lateMs = Math.max(0, performance.now() - this.dueAt);
       this.schedule(this.options.interval);
       void this.tick();
     }, delay);
@@ -195,8 +201,7 @@ export class SlotWriter {
       vsz: memory.vsz,
       heap_used: getHeapStatistics().used_heap_size,
       event_loop_utilization: Math.round(performance.eventLoopUtilization(this.eventLoop).utilization * 1000),
-      event_loop_delay:
-        this.delay.count > 0 ? Math.max(0, Math.round(this.delay.mean / 1000) - this.delayResolutionMs * 1000) : 0,
+      event_loop_delay: Math.round((this.delay.samples > 0 ? this.delay.meanMs : this.lateMs) * 1000),
       last_spawn: Math.floor(performance.timeOrigin / 1000),
       started_at: Math.floor(performance.timeOrigin),
       last_update: now,
@@ -286,7 +291,7 @@ export class SlotWriter {
     }
     const loop = {
       utilization: entry.event_loop_utilization / 1000,
-      stallMs: this.delay.count > 0 ? this.delay.max / 1e6 - this.delayResolutionMs : 0,
+      stallMs: this.delay.longestMs,
       lateMs: this.lateMs,
     };
     const queues = this.listenQueues.sample(addresses, loop, others, now);
@@ -294,8 +299,10 @@ export class SlotWriter {
     if (own !== undefined && reading !== null) own.listen_queues = reading;
     this.lateMs = 0;
     // Event-loop figures cover one interval each.
+    const activeMs = performance.eventLoopUtilization(this.eventLoop).active;
     this.eventLoop = performance.eventLoopUtilization();
     this.delay.reset();
+    this.delay.setActive(activeMs >= SAMPLE_DELAY_FROM_ACTIVE_MS && !remove);
     const document = buildDocument({ ...processIdentity(this.role), queues }, reconciled.workers, reconciled);
     this.document = document;
     return formatUwsgiJson(document);
