@@ -51,11 +51,6 @@ export class LoopDelaySampler {
     else this.stop();
   }
 
-  /** Whether the timer is sampling. */
-  get sampling(): boolean {
-    return this.timer !== null;
-  }
-
   /** Samples taken since the last reset. */
   get samples(): number {
     return this.count;

@@ -31,9 +31,9 @@ import type { RequestPath } from './request-path.js';
 // Run the orphaned-temp-file sweep on the first tick and every tenth after.
 const ORPHAN_SWEEP_EVERY = 10;
 // The event-loop delay is sampled by a timer (loop-delay.ts), ten samples per
-// interval, between one every 20 ms and one every 100 ms: each wakes the loop
-// (about 4,000 instructions, paid per second, not per request; at 50 a second
-// they outweighed the request path under callgrind).
+// interval, between one every 20 ms and one every 100 ms: each wakes the loop,
+// paid per second, not per request (at 50 a second they outweighed the
+// request path under callgrind).
 const MIN_DELAY_RESOLUTION_MS = 20;
 const MAX_DELAY_RESOLUTION_MS = 100;
 // Sample the delay through an interval only when the loop ran for at least
