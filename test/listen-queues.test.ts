@@ -239,13 +239,14 @@ describe('ListenQueueSampler', () => {
   describe('in a monitor, with the real status file', () => {
     it("should write the queue of an acceptor it cannot see within its quiet ticks, and the app's own after its loop was blocked", async (t) => {
       const { dir, cleanup } = tempDir();
-      t.after(cleanup);
       // An address this process names but does not serve: the way a cluster worker sees its primary's socket.
       const port = await stuckAcceptor();
       const file = join(dir, 'elsewhere.json');
       const errors: Error[] = [];
       const monitor = new WsgiStatusMonitor(file, { interval: 50, onError: (error) => errors.push(error) });
+      // Closed first: its last write would make the directory again after the cleanup (after hooks run in order).
       t.after(() => monitor.close());
+      t.after(cleanup);
       monitor.observeServer({ address: () => ({ address: '127.0.0.1', family: 'IPv4', port }) });
       await monitor.tick();
       assert.equal(readStatus(file).listen_queue, 0);
