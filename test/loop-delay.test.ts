@@ -7,11 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LoopDelaySampler } from '../src/monitor/loop-delay.ts';
-
-function blockFor(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until);
-}
+import { blockFor } from './support/helpers.ts';
 
 describe('LoopDelaySampler', () => {
   it('should read an idle loop as (nearly) no delay, and a blocked one as the time beyond its period', async () => {

@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import { Reporter } from '../src/monitor/reporter.ts';
 import { RequestPath } from '../src/monitor/request-path.ts';
 import { WsgiStatusMonitor } from '../src/monitor.ts';
-import { closeServer, deferred, get, listen, sleep, tempDir, until } from './support/helpers.ts';
+import { blockFor, closeServer, deferred, get, listen, sleep, tempDir, until } from './support/helpers.ts';
 
 /** A real server whose requests go through `path`; `handle` answers them. */
 async function serve(
@@ -170,10 +170,6 @@ describe('WsgiStatusMonitor event-loop delay', () => {
       },
       stop: () => hook.disable(),
     };
-  };
-  const blockFor = (ms: number) => {
-    const until = performance.now() + ms;
-    while (performance.now() < until);
   };
 
   it('should read an idle loop as (nearly) no delay, and a blocked one as the time beyond the sampling period', async () => {

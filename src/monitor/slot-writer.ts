@@ -182,7 +182,7 @@ export class SlotWriter {
   }
 
   /** This process's ledger entry: its own counters since it started, with `tx` as last counted. */
-  private entry(now: number): ProcessEntry {
+  private entry(now: number, loop = performance.eventLoopUtilization(this.eventLoop)): ProcessEntry {
     const tracker = this.requests.tracker;
     const current = this.requests.currentRequest();
     const memory = readMemorySize();
@@ -200,7 +200,7 @@ export class SlotWriter {
       rss: memory.rss,
       vsz: memory.vsz,
       heap_used: getHeapStatistics().used_heap_size,
-      event_loop_utilization: Math.round(performance.eventLoopUtilization(this.eventLoop).utilization * 1000),
+      event_loop_utilization: Math.round(loop.utilization * 1000),
       event_loop_delay: Math.round((this.delay.samples > 0 ? this.delay.meanMs : this.lateMs) * 1000),
       last_spawn: Math.floor(performance.timeOrigin / 1000),
       started_at: Math.floor(performance.timeOrigin),
@@ -246,7 +246,9 @@ export class SlotWriter {
     remove ||= this.exited;
     const now = Date.now();
     this.requests.tracker.tx = this.requests.ledger.total();
-    const entry = this.entry(now);
+    // The event loop over this interval: for the entry, and for whether to sample its delay through the next.
+    const utilization = performance.eventLoopUtilization(this.eventLoop);
+    const entry = this.entry(now, utilization);
     const reconciled = reconcile(
       parsed,
       {
@@ -299,10 +301,9 @@ export class SlotWriter {
     if (own !== undefined && reading !== null) own.listen_queues = reading;
     this.lateMs = 0;
     // Event-loop figures cover one interval each.
-    const activeMs = performance.eventLoopUtilization(this.eventLoop).active;
     this.eventLoop = performance.eventLoopUtilization();
     this.delay.reset();
-    this.delay.setActive(activeMs >= SAMPLE_DELAY_FROM_ACTIVE_MS && !remove);
+    this.delay.setActive(utilization.active >= SAMPLE_DELAY_FROM_ACTIVE_MS && !remove);
     const document = buildDocument({ ...processIdentity(this.role), queues }, reconciled.workers, reconciled);
     this.document = document;
     return formatUwsgiJson(document);

@@ -118,6 +118,12 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Keeps this process's event loop busy for `ms`: a synchronous handler or computation. */
+export function blockFor(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
 /** Polls `condition` every 5 ms; rejects naming `what` once `timeoutMs` has passed. */
 export async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
