@@ -37,7 +37,8 @@
  * set (default 3), BENCH_SECONDS per round (default 3), BENCH_CONNECTIONS
  * per server (default 32), BENCH_FRAMEWORKS (comma list),
  * BENCH_VARIANTS (comma list: only these of each framework's variants, bare
- * always included; fewer side by side give each more of the core),
+ * always included; fewer side by side give each more of the core; it may
+ * also name the diagnostic variants `clock` and `no-tick`, below),
  * BENCH_WARM_UP_REQUESTS (default 8,000 per server), BENCH_MEMORY_REQUESTS
  * (default 1,000,000; 0 skips), BENCH_TICKS (0 skips the ticks), BENCH_OUT (markdown file,
  * default bench/RESULTS.md).
@@ -80,6 +81,12 @@ const selected = (process.env.BENCH_FRAMEWORKS ?? Object.keys(FRAMEWORKS).join('
 const TARGET_POINTS = 0.01;
 // The variants of ours that the target applies to.
 const OURS = ['wsgi-status', 'instrument', 'register'];
+// Diagnostic variants, run only where BENCH_VARIANTS names them: `clock`, the
+// floor plus the two clock reads uWSGI's response-time fields need, and
+// `no-tick`, wsgi-status with its tick an hour away (bench/server.ts).
+// Beside the floor and wsgi-status they split its points above the floor into
+// the fields' price, the rest of the request path and the tick.
+const DIAGNOSTIC = ['clock', 'no-tick'];
 
 const hasTaskset = canPin();
 // Made by the pinned run only (main() re-runs this file under taskset first).
@@ -248,7 +255,7 @@ interface Row {
 const onlyVariants = process.env.BENCH_VARIANTS?.split(',');
 
 async function benchFramework(framework: string): Promise<Row[]> {
-  const variants = FRAMEWORKS[framework].filter(
+  const variants = [...FRAMEWORKS[framework], ...DIAGNOSTIC.filter((variant) => onlyVariants?.includes(variant))].filter(
     (variant) => variant === 'bare' || onlyVariants === undefined || onlyVariants.includes(variant),
   );
   const samples = new Map<string, Sample[]>(variants.map((variant) => [variant, []]));
@@ -282,7 +289,7 @@ async function benchFramework(framework: string): Promise<Row[]> {
     const ratios = mine.map((sample, i) => sample.cpuPerRequest / bare[i].cpuPerRequest);
     const toFloor = floor && mine.map((sample, i) => sample.cpuPerRequest / floor[i].cpuPerRequest);
     let points: PointsAboveFloor | undefined;
-    if (floor && OURS.includes(variant)) {
+    if (floor && (OURS.includes(variant) || DIAGNOSTIC.includes(variant))) {
       const perRound = mine.map((sample, i) => (sample.cpuPerRequest - floor[i].cpuPerRequest) / bare[i].cpuPerRequest);
       const perSet = Array.from({ length: SETS }, (_, set) => median(perRound.slice(set * ROUNDS, (set + 1) * ROUNDS)));
       points = { perSet, median: median(perSet), interval: medianInterval(perSet) };
@@ -315,6 +322,8 @@ function verdict(row: Row): string {
   const { median: middle, interval } = points;
   if (interval === null) return `${signedPoints(middle)} points; ${SETS} sets cannot decide (6 at least)`;
   const span = `${signedPoints(middle)} points (95%: ${signedPoints(interval.low)} to ${signedPoints(interval.high)})`;
+  // A diagnostic variant is not wsgi-status: no verdict.
+  if (!OURS.includes(row.variant)) return `${span} (diagnostic)`;
   if (interval.high <= TARGET_POINTS) return `${span} ✅`;
   if (interval.low > TARGET_POINTS) return `${span} ❌`;
   return `${span} undecided`;
@@ -402,7 +411,7 @@ async function main(): Promise<void> {
   const peersBeaten = selected.map((framework) => {
     const ours = rows.find((r) => r.framework === framework && r.variant === 'wsgi-status');
     const peers = rows.filter(
-      (r) => r.framework === framework && !['bare', 'wsgi-status', 'instrument', 'register', 'floor'].includes(r.variant),
+      (r) => r.framework === framework && !['bare', 'floor', ...OURS, ...DIAGNOSTIC].includes(r.variant),
     );
     if (!ours || peers.length === 0) return `${framework}: not measured (BENCH_VARIANTS)`;
     return `${framework}: ${peers.every((p) => p.ratio > ours.ratio) ? 'below every peer ✅' : 'NOT below every peer ❌'}`;

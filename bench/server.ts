@@ -15,9 +15,15 @@ const [framework, variant] = process.argv.slice(2);
 const statusFile = join(process.env.BENCH_DIR ?? tmpdir(), `bench-${framework}-${variant}-${process.pid}.json`);
 const BODY = 'hello world';
 // bench:instructions writes the file once an hour: under valgrind a tick per second would weigh 50 times more.
-const options = process.env.BENCH_INTERVAL ? { interval: Number(process.env.BENCH_INTERVAL) } : undefined;
+// So does the diagnostic `no-tick` variant (bench/run.ts): wsgi-status's request path without its tick.
+const HOUR_MS = 3_600_000;
+const interval = variant === 'no-tick' ? HOUR_MS : process.env.BENCH_INTERVAL ? Number(process.env.BENCH_INTERVAL) : undefined;
+const options = interval === undefined ? undefined : { interval };
+// The diagnostic variants stand in for their originals: `no-tick` for wsgi-status, `clock` for the floor.
+const kind = variant === 'no-tick' ? 'wsgi-status' : variant === 'clock' ? 'floor' : variant;
 // Loaded by every variant, as src/index.ts is in build(): bare and wsgi-status start from the same modules.
 const { instrument } = await import('../src/adapters/http.ts');
+const { now: clock } = await import('../src/model/clock.ts');
 if (variant === 'register') {
   // What `node --import wsgi-status/register` does, configured the same way: loaded before any server exists.
   process.env.WSGI_STATUS_FILE = statusFile;
@@ -37,10 +43,27 @@ let inFlight = 0;
 function floorEnd(): void {
   inFlight--;
 }
-function floorBegin(res: ServerResponse): void {
-  inFlight++;
-  res.on('close', floorEnd);
+/**
+ * The `clock` variant: the floor plus the two clock reads that uWSGI's
+ * `avg_rt` and `running_time` need (as in bench:request-path), the part of
+ * the request path no implementation of those fields can drop.
+ */
+let clockSum = 0;
+function clockEnd(): void {
+  inFlight--;
+  clockSum += clock();
 }
+const floorBegin =
+  variant === 'clock'
+    ? (res: ServerResponse) => {
+        inFlight++;
+        clockSum -= clock();
+        res.on('close', clockEnd);
+      }
+    : (res: ServerResponse) => {
+        inFlight++;
+        res.on('close', floorEnd);
+      };
 
 async function promClientHttp(): Promise<(req: IncomingMessage, res: ServerResponse) => void> {
   const client = require('prom-client') as typeof import('prom-client');
@@ -71,7 +94,7 @@ async function promClientHttp(): Promise<(req: IncomingMessage, res: ServerRespo
 
 /** The `instrument` variant: wsgi-status on the framework's http.Server instead of in its middleware chain. */
 function serverOf(server: Server): Server {
-  if (variant === 'instrument') watched(instrument(server, statusFile, options));
+  if (kind === 'instrument') watched(instrument(server, statusFile, options));
   return server;
 }
 
@@ -81,19 +104,19 @@ async function build(): Promise<Server> {
     case 'http': {
       const peer = variant === 'prom-client' ? await promClientHttp() : null;
       const server = createServer((req, res) => {
-        if (variant === 'floor') floorBegin(res);
+        if (kind === 'floor') floorBegin(res);
         if (peer) peer(req, res);
         res.setHeader('content-type', 'text/plain');
         res.end(BODY);
       });
-      if (variant === 'wsgi-status') watched(instrument(server, statusFile, options));
+      if (kind === 'wsgi-status') watched(instrument(server, statusFile, options));
       return serverOf(server);
     }
     case 'express': {
       const express = require('express') as typeof import('express');
       const app = express();
-      if (variant === 'wsgi-status') app.use(watched(wsgiStatus(statusFile, options)));
-      if (variant === 'floor')
+      if (kind === 'wsgi-status') app.use(watched(wsgiStatus(statusFile, options)));
+      if (kind === 'floor')
         app.use((_req, res, next) => {
           floorBegin(res);
           next();
@@ -108,8 +131,8 @@ async function build(): Promise<Server> {
     case 'koa': {
       const Koa = require('koa') as typeof import('koa');
       const app = new Koa();
-      if (variant === 'wsgi-status') app.use(watched((await import('../src/adapters/koa.ts')).default(statusFile, options)));
-      if (variant === 'floor')
+      if (kind === 'wsgi-status') app.use(watched((await import('../src/adapters/koa.ts')).default(statusFile, options)));
+      if (kind === 'floor')
         app.use((ctx, next) => {
           floorBegin(ctx.res);
           return next();
@@ -130,9 +153,9 @@ async function build(): Promise<Server> {
     case 'fastify': {
       const Fastify = require('fastify') as typeof import('fastify').default;
       const app = Fastify({ logger: false });
-      if (variant === 'wsgi-status')
+      if (kind === 'wsgi-status')
         await app.register((await import('../src/adapters/fastify.ts')).default, { path: statusFile, ...options });
-      if (variant === 'floor')
+      if (kind === 'floor')
         app.addHook('onRequest', (_request, reply, done) => {
           floorBegin(reply.raw);
           done();
@@ -143,7 +166,7 @@ async function build(): Promise<Server> {
         reply.type('text/plain').send(BODY);
       });
       await app.ready();
-      if (variant === 'wsgi-status') monitors.push(app.wsgiStatus);
+      if (kind === 'wsgi-status') monitors.push(app.wsgiStatus);
       return serverOf(app.server);
     }
     default:

@@ -5,6 +5,9 @@ const LABELS: Record<string, string> = {
   instrument: 'wsgi-status via `instrument(server)`',
   // Zero code: `--import wsgi-status/register` (src/adapters/register.ts), a diagnostics_channel subscriber.
   register: 'wsgi-status via `--import wsgi-status/register`',
+  // Diagnostics (bench/run.ts): the floor plus two clock reads; wsgi-status without its tick.
+  clock: 'floor + two clock reads (diagnostic)',
+  'no-tick': 'wsgi-status, no tick (diagnostic)',
 };
 
 export function variantLabel(variant: string): string {
