@@ -38,7 +38,7 @@
  * per server (default 32), BENCH_FRAMEWORKS (comma list),
  * BENCH_VARIANTS (comma list: only these of each framework's variants, bare
  * always included; fewer side by side give each more of the core; it may
- * also name the diagnostic variants `clock` and `no-tick`, below),
+ * also name the diagnostic variants `clock`, `no-tick` and `tick-100ms`, below),
  * BENCH_WARM_UP_REQUESTS (default 8,000 per server), BENCH_MEMORY_REQUESTS
  * (default 1,000,000; 0 skips), BENCH_TICKS (0 skips the ticks), BENCH_OUT (markdown file,
  * default bench/RESULTS.md).
@@ -81,12 +81,14 @@ const selected = (process.env.BENCH_FRAMEWORKS ?? Object.keys(FRAMEWORKS).join('
 const TARGET_POINTS = 0.01;
 // The variants of ours that the target applies to.
 const OURS = ['wsgi-status', 'instrument', 'register'];
-// Diagnostic variants, run only where BENCH_VARIANTS names them: `clock`, the
-// floor plus the two clock reads uWSGI's response-time fields need, and
-// `no-tick`, wsgi-status with its tick an hour away (bench/server.ts).
-// Beside the floor and wsgi-status they split its points above the floor into
-// the fields' price, the rest of the request path and the tick.
-const DIAGNOSTIC = ['clock', 'no-tick'];
+// Diagnostic variants, run only where BENCH_VARIANTS names them (bench/server.ts):
+// `clock`, the floor plus the two clock reads uWSGI's response-time fields
+// need; `no-tick`, wsgi-status with its tick an hour away; `tick-100ms`,
+// wsgi-status ticking ten times a second. Beside the floor and wsgi-status
+// they split its points above the floor into the fields' price, the rest of
+// the request path and the tick (ten ticks a second weigh ten times one, well
+// clear of the spread between processes).
+const DIAGNOSTIC = ['clock', 'no-tick', 'tick-100ms'];
 
 const hasTaskset = canPin();
 // Made by the pinned run only (main() re-runs this file under taskset first).

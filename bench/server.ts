@@ -15,12 +15,15 @@ const [framework, variant] = process.argv.slice(2);
 const statusFile = join(process.env.BENCH_DIR ?? tmpdir(), `bench-${framework}-${variant}-${process.pid}.json`);
 const BODY = 'hello world';
 // bench:instructions writes the file once an hour: under valgrind a tick per second would weigh 50 times more.
-// So does the diagnostic `no-tick` variant (bench/run.ts): wsgi-status's request path without its tick.
+// The diagnostic variants (bench/run.ts) stand in for their originals with
+// another interval: `no-tick` for wsgi-status with its tick an hour away,
+// `tick-100ms` for wsgi-status ticking ten times as often as by default;
+// `clock` for the floor, plus two clock reads.
 const HOUR_MS = 3_600_000;
-const interval = variant === 'no-tick' ? HOUR_MS : process.env.BENCH_INTERVAL ? Number(process.env.BENCH_INTERVAL) : undefined;
+const DIAGNOSTIC_INTERVALS: Record<string, number> = { 'no-tick': HOUR_MS, 'tick-100ms': 100 };
+const interval = DIAGNOSTIC_INTERVALS[variant] ?? (process.env.BENCH_INTERVAL ? Number(process.env.BENCH_INTERVAL) : undefined);
 const options = interval === undefined ? undefined : { interval };
-// The diagnostic variants stand in for their originals: `no-tick` for wsgi-status, `clock` for the floor.
-const kind = variant === 'no-tick' ? 'wsgi-status' : variant === 'clock' ? 'floor' : variant;
+const kind = variant in DIAGNOSTIC_INTERVALS ? 'wsgi-status' : variant === 'clock' ? 'floor' : variant;
 // Loaded by every variant, as src/index.ts is in build(): bare and wsgi-status start from the same modules.
 const { instrument } = await import('../src/adapters/http.ts');
 const { now: clock } = await import('../src/model/clock.ts');
@@ -31,15 +34,20 @@ if (variant === 'register') {
   await import('../src/adapters/register.ts');
 }
 
+interface WatchedMonitor {
+  lastDocument: unknown;
+  options: { interval: number };
+}
 /** The variant's monitors, to tell bench:instructions whether one wrote the status file. */
-const monitors: { lastDocument: unknown }[] = [];
-const watched = <T extends { monitor: { lastDocument: unknown } }>(made: T): T => {
+const monitors: WatchedMonitor[] = [];
+const watched = <T extends { monitor: WatchedMonitor }>(made: T): T => {
   monitors.push(made.monitor);
   return made;
 };
 
 /** The least any such middleware can do: an in-flight counter and one shared end listener. */
 let inFlight = 0;
+
 function floorEnd(): void {
   inFlight--;
 }
@@ -208,6 +216,8 @@ process.on('message', (message: { type: string }) => {
     rss: memory.rss,
     heapUsed: memory.heapUsed,
     inFlight,
+    intervals: monitors.map((monitor) => monitor.options.interval),
+    clockSum,
   });
 });
 process.on('disconnect', () => process.exit(0));
@@ -216,7 +226,7 @@ process.on('disconnect', () => process.exit(0));
 let writtenAtZero: unknown[] = [];
 function lastWritten(): unknown[] {
   // The register's monitor is made when the server listens, in the registry all adapters share.
-  const shared = (globalThis as Record<symbol, Map<string, { monitor: { lastDocument: unknown } }> | undefined>)[
+  const shared = (globalThis as Record<symbol, Map<string, { monitor: WatchedMonitor }> | undefined>)[
     Symbol.for('wsgi-status.monitors')
   ];
   for (const hold of shared?.values() ?? []) if (!monitors.includes(hold.monitor)) monitors.push(hold.monitor);

@@ -5,9 +5,10 @@ const LABELS: Record<string, string> = {
   instrument: 'wsgi-status via `instrument(server)`',
   // Zero code: `--import wsgi-status/register` (src/adapters/register.ts), a diagnostics_channel subscriber.
   register: 'wsgi-status via `--import wsgi-status/register`',
-  // Diagnostics (bench/run.ts): the floor plus two clock reads; wsgi-status without its tick.
+  // Diagnostics (bench/run.ts): the floor plus two clock reads; wsgi-status without its tick, and ticking ten times a second.
   clock: 'floor + two clock reads (diagnostic)',
   'no-tick': 'wsgi-status, no tick (diagnostic)',
+  'tick-100ms': 'wsgi-status, a tick every 100 ms (diagnostic)',
 };
 
 export function variantLabel(variant: string): string {
