@@ -412,9 +412,7 @@ async function main(): Promise<void> {
   lines.push('');
   const peersBeaten = selected.map((framework) => {
     const ours = rows.find((r) => r.framework === framework && r.variant === 'wsgi-status');
-    const peers = rows.filter(
-      (r) => r.framework === framework && !['bare', 'floor', ...OURS, ...DIAGNOSTIC].includes(r.variant),
-    );
+    const peers = rows.filter((r) => r.framework === framework && !['bare', 'floor', ...OURS, ...DIAGNOSTIC].includes(r.variant));
     if (!ours || peers.length === 0) return `${framework}: not measured (BENCH_VARIANTS)`;
     return `${framework}: ${peers.every((p) => p.ratio > ours.ratio) ? 'below every peer ✅' : 'NOT below every peer ❌'}`;
   });
