@@ -13,6 +13,12 @@
  * its next refresh timer, and its `release()` removes the lock directory
  * blindly, i.e. the new holder's. So before writing and before releasing we
  * check that the directory is still the one proper-lockfile last stamped.
+ *
+ * {@link withBriefLock} is the tick's form: for a synchronous task, a free
+ * lock is taken with one mkdir and given back with one rmdir, the same
+ * directory under the same rule, so it and proper-lockfile exclude each other
+ * (across versions of this library too); a busy one goes through
+ * proper-lockfile's waits and stale takeover.
  */
 import { mkdirSync, realpathSync, rmdirSync, statSync, utimesSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -186,6 +192,60 @@ export async function withLock<T>(file: string, options: LockOptions, task: (loc
       if (internals.getLocks()[key] === held) delete internals.getLocks()[key];
       lost(lockLost(`the lock ${options.lockPath} was taken over while held`));
     }
+  }
+}
+
+/**
+ * Runs a synchronous `task` holding the lock on `file`, as {@link withLock}
+ * does, but cheaper while the lock is free: one mkdir of the lock directory,
+ * the task, one rmdir. That is all the protocol asks: others take a lock over
+ * only once its mtime is `staleMs` old, so a holder whose task is done well
+ * within that needs no refresh timer and no stat to know the lock is still
+ * its own. proper-lockfile's path (retry plan, mtime probe, refresh timer,
+ * promises) cost 250–480 µs of a tick on tmpfs, against about 100–170 for
+ * the bare system calls (20 ms to 200 ms after the last tick).
+ * When the directory exists (another holder, or a leftover), this is
+ * {@link withLock}: proper-lockfile waits, and takes a stale one over.
+ */
+export async function withBriefLock<T>(file: string, options: LockOptions, task: (lock: HeldLock) => T): Promise<T> {
+  const acquiredAt = Date.now();
+  try {
+    mkdirSync(options.lockPath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return withLock(file, options, task);
+    throw error;
+  }
+  // Others call it stale `staleMs` after the mkdir: keep a quarter of that as margin, as withLock does.
+  const ownedUntil = acquiredAt + (options.staleMs * 3) / 4;
+  const lock: HeldLock = {
+    assertHeld: () => {
+      if (Date.now() > ownedUntil) {
+        throw lockLost(`the lock ${options.lockPath} was held too long (event loop blocked); write skipped`);
+      }
+    },
+  };
+  try {
+    return task(lock);
+  } finally {
+    releaseBrief(options, acquiredAt, ownedUntil);
+  }
+}
+
+/** Removes a lock {@link withBriefLock} took, unless it was taken over meanwhile. */
+function releaseBrief(options: LockOptions, acquiredAt: number, ownedUntil: number): void {
+  if (Date.now() > ownedUntil) {
+    // Held past the margin (a stopped process, a slow file system): a takeover's
+    // directory was made `staleMs` or more after ours, so its mtime tells them apart.
+    const mtime = lockMtime(options.lockPath);
+    if (mtime === null || mtime >= acquiredAt + options.staleMs / 2) {
+      options.onCompromised(lockLost(`the lock ${options.lockPath} was taken over while held`));
+      return;
+    }
+  }
+  try {
+    rmdirSync(options.lockPath);
+  } catch {
+    // Already gone: nothing of ours to remove.
   }
 }
 

@@ -15,7 +15,7 @@ import { renameSync } from 'node:fs';
 import { lstat, readdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type ParsedStatus, parseStatus, type StatusProblem } from '../model/parse.js';
-import { type HeldLock, type LockOptions, withLock, withLockSync } from './lock.js';
+import { type HeldLock, type LockOptions, withBriefLock, withLockSync } from './lock.js';
 import { MAX_STATUS_BYTES, makeDirectory, readStatusTextSync, replaceStatusFileSync } from './safe-file.js';
 
 export { MAX_STATUS_BYTES } from './safe-file.js';
@@ -85,7 +85,7 @@ export class StatusFile {
     const waitMs = options.final === true ? lock.staleMs + lock.waitMs : lock.waitMs;
     // Synchronous from lock to unlock: nothing else of ours runs while we hold it.
     const run = () =>
-      withLock(this.path, { ...lock, waitMs, lockPath: this.lockPath }, (held) => {
+      withBriefLock(this.path, { ...lock, waitMs, lockPath: this.lockPath }, (held) => {
         this.holding = true;
         try {
           return this.mergeAndWrite(merge, held);
