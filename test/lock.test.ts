@@ -106,11 +106,12 @@ describe('withBriefLock(file, options, task)', () => {
       const compromised: Error[] = [];
       let taker: ReturnType<typeof spawn> | undefined;
       let said = '';
-      let stillThere = false;
       const outcome = withBriefLock(file, options(file, { onCompromised: (error) => compromised.push(error) }), (held) => {
         // Fault injection: the task blocks the event loop (a long synchronous
         // handler would) until another process has taken the stale lock over.
-        taker = spawn(process.execPath, ['--import', 'tsx', TAKER, file, '3000', '2000'], { stdio: ['ignore', 'pipe', 'ignore'] });
+        taker = spawn(process.execPath, ['--import', 'tsx', TAKER, file, '3000', '2000'], {
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
         taker.stdout?.on('data', (chunk: Buffer) => {
           said += chunk.toString();
         });
@@ -119,8 +120,7 @@ describe('withBriefLock(file, options, task)', () => {
         held.assertHeld();
       });
       await assert.rejects(outcome, { code: LOCK_LOST });
-      stillThere = existsSync(`${file}.lock`);
-      assert.equal(stillThere, true, "the taker's lock directory is still there");
+      assert.equal(existsSync(`${file}.lock`), true, "the taker's lock directory is still there");
       assert.equal(compromised.length, 1, 'reported once');
       assert.match(compromised[0].message, /taken over while held/);
       await new Promise((resolve) => (taker?.exitCode === null ? taker.once('exit', resolve) : resolve(null)));
