@@ -47,7 +47,6 @@ const watched = <T extends { monitor: WatchedMonitor }>(made: T): T => {
 
 /** The least any such middleware can do: an in-flight counter and one shared end listener. */
 let inFlight = 0;
-
 function floorEnd(): void {
   inFlight--;
 }
