@@ -2,7 +2,8 @@
  * Issue 4, acceptance 1–9: many real processes, one status file. Workers are
  * real node:cluster workers (test/support/processes/cluster/primary.ts) or independent
  * processes, loaded over loopback; kills and signals are real; faults inside
- * the lock are injected by wrapping proper-lockfile's lock() in the worker.
+ * the lock are injected in the worker by wrapping the status file's
+ * read-merge-write, which runs under the lock.
  *
  * Timing: the machine is small and shared, so bounds are generous and only
  * the ones the issue states (three intervals, 10 s) are asserted as upper
