@@ -140,6 +140,19 @@ function lockLost(message: string, cause?: unknown): Error {
 }
 
 /**
+ * Whether a lock last stamped at `stampedAt` is too close to stale to write
+ * under: others call it stale `staleMs` after its last stamp, and a holder
+ * keeps a quarter of that as margin for its write.
+ */
+function pastMargin(stampedAt: number, options: LockOptions): boolean {
+  return Date.now() - stampedAt > (options.staleMs * 3) / 4;
+}
+
+function heldTooLong(options: LockOptions): Error {
+  return lockLost(`the lock ${options.lockPath} was held too long (event loop blocked); write skipped`);
+}
+
+/**
  * Runs `task` while holding the lock on `file`. Rejects with code `ELOCKED`
  * when it is busy, and with `ECOMPROMISED` when the task's
  * {@link HeldLock.assertHeld} found the lock taken over.
@@ -171,10 +184,7 @@ export async function withLock<T>(file: string, options: LockOptions, task: (loc
   const lock: HeldLock = {
     assertHeld: () => {
       if (!ours()) throw lost(lockLost(`the lock ${options.lockPath} was taken over while held; write skipped`));
-      // Others call the lock stale `staleMs` after its last refresh; keep a quarter of that as margin for the write.
-      if (Date.now() - held.lastUpdate > (options.staleMs * 3) / 4) {
-        throw lockLost(`the lock ${options.lockPath} was held too long (event loop blocked); write skipped`);
-      }
+      if (pastMargin(held.lastUpdate, options)) throw heldTooLong(options);
     },
   };
   try {
@@ -215,25 +225,22 @@ export async function withBriefLock<T>(file: string, options: LockOptions, task:
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return withLock(file, options, task);
     throw error;
   }
-  // Others call it stale `staleMs` after the mkdir: keep a quarter of that as margin, as withLock does.
-  const ownedUntil = acquiredAt + (options.staleMs * 3) / 4;
+  // Stamped by the mkdir, never refreshed: ours while within the margin.
   const lock: HeldLock = {
     assertHeld: () => {
-      if (Date.now() > ownedUntil) {
-        throw lockLost(`the lock ${options.lockPath} was held too long (event loop blocked); write skipped`);
-      }
+      if (pastMargin(acquiredAt, options)) throw heldTooLong(options);
     },
   };
   try {
     return task(lock);
   } finally {
-    releaseBrief(options, acquiredAt, ownedUntil);
+    releaseBrief(options, acquiredAt);
   }
 }
 
 /** Removes a lock {@link withBriefLock} took, unless it was taken over meanwhile. */
-function releaseBrief(options: LockOptions, acquiredAt: number, ownedUntil: number): void {
-  if (Date.now() > ownedUntil) {
+function releaseBrief(options: LockOptions, acquiredAt: number): void {
+  if (pastMargin(acquiredAt, options)) {
     // Held past the margin (a stopped process, a slow file system): a takeover's
     // directory was made `staleMs` or more after ours, so its mtime tells them apart.
     const mtime = lockMtime(options.lockPath);
