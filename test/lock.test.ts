@@ -10,10 +10,9 @@ import { existsSync, mkdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LOCK_BUSY, LOCK_LOST, type LockOptions, withBriefLock, withLock } from '../src/store/lock.ts';
-import { sleep, tempDir } from './support/helpers.ts';
+import { blockUntil, sleep, tempDir } from './support/helpers.ts';
 
 const TAKER = new URL('support/processes/lock-taker.ts', import.meta.url).pathname;
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 function options(file: string, extra: Partial<LockOptions> = {}): LockOptions {
   return { lockPath: `${file}.lock`, staleMs: 2000, waitMs: 1000, onCompromised: () => assert.fail('compromised'), ...extra };
@@ -115,8 +114,7 @@ describe('withBriefLock(file, options, task)', () => {
         taker.stdout?.on('data', (chunk: Buffer) => {
           said += chunk.toString();
         });
-        const deadline = Date.now() + 30_000;
-        while (!existsSync(`${file}.taken`) && Date.now() < deadline) Atomics.wait(sleeper, 0, 0, 20);
+        blockUntil(() => existsSync(`${file}.taken`));
         held.assertHeld();
       });
       await assert.rejects(outcome, { code: LOCK_LOST });

@@ -21,11 +21,10 @@ import { describe, it } from 'node:test';
 import { LOCK_LOST } from '../src/store/lock.ts';
 import { directoryMode, MAX_STATUS_BYTES, readStatusTextSync } from '../src/store/safe-file.ts';
 import { StatusFile } from '../src/store/status-file.ts';
-import { tempDir } from './support/helpers.ts';
+import { blockUntil, tempDir } from './support/helpers.ts';
 
 const FIXTURE = new URL('support/processes/store-writer.ts', import.meta.url).pathname;
 const lock = { staleMs: 2000, waitMs: 200, onCompromised: () => undefined };
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 function createEmpty(path: string): string {
   writeFileSync(path, '');
@@ -159,17 +158,13 @@ describe('StatusFile.update(merge)', () => {
             stdio: 'ignore',
           });
           children.push(taker);
-          const deadline = Date.now() + 30_000;
-          for (;;) {
-            let text = '';
+          blockUntil(() => {
             try {
-              text = readFileSync(path, 'utf8');
+              return readFileSync(path, 'utf8').includes('taker');
             } catch {
-              // Not written yet.
+              return false; // Not written yet.
             }
-            if (text.includes('taker') || Date.now() > deadline) break;
-            Atomics.wait(sleeper, 0, 0, 20);
-          }
+          });
           return '{"writer":"blocked"}';
         });
         await assert.rejects(outcome, { code: LOCK_LOST });

@@ -124,6 +124,17 @@ export function blockFor(ms: number): void {
   while (performance.now() < until);
 }
 
+/**
+ * Blocks this process's event loop, checking `condition` every 20 ms, until
+ * it holds or `timeoutMs` has passed: a handler stuck while another process
+ * acts (fault injection inside the lock).
+ */
+export function blockUntil(condition: () => boolean, timeoutMs = 30_000): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) Atomics.wait(pause, 0, 0, 20);
+}
+
 /** Polls `condition` every 5 ms; rejects naming `what` once `timeoutMs` has passed. */
 export async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -8,15 +8,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { withBriefLock } from '../../../src/store/lock.ts';
+import { blockFor } from '../helpers.ts';
 
 const [file, holdMs, staleMs] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
 try {
   await withBriefLock(file, { lockPath: `${file}.lock`, staleMs, waitMs: 8000, onCompromised: () => undefined }, () => {
     writeFileSync(`${file}.taken`, '');
-    const end = Date.now() + holdMs;
-    while (Date.now() < end) {
-      // Busy: holding the lock.
-    }
+    blockFor(holdMs);
   });
   process.stdout.write('released\n');
 } catch (error) {
